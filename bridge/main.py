@@ -1,0 +1,186 @@
+"""Composition root: builds the database, the central system, the HTTP app and the scheduler,
+and runs them in one process (``ocpi-bridge serve``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bridge.app import create_app
+from bridge.settings import Settings
+from bridge.site import Site, load_site
+from csms.domain.model import AuthorizationStatus, RegistrationStatus
+from csms.errors import ChargerAlreadyExists
+from csms.registry import ConnectionRegistry
+from csms.server import OcppServer
+from csms.services.authorization import LocalTokenAuthorizer
+from csms.services.chargers import ChargerService
+from csms.services.context import Services
+from csms.services.transactions import TransactionService
+from csms.store.database import Database
+from csms.store.frames import FrameRecorder
+
+log = logging.getLogger(__name__)
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """Uvicorn inside our loop: signals are ours to handle, not uvicorn's."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class BridgeApp:
+    """Everything ``ocpi-bridge serve`` runs, startable and stoppable from tests."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Database(settings.database_url)
+        self.authorizer = LocalTokenAuthorizer(self.db)
+        self.chargers = ChargerService(
+            self.db,
+            heartbeat_interval_s=settings.heartbeat_interval,
+            auto_register=settings.auto_register,
+        )
+        self.transactions = TransactionService(self.db, self.authorizer)
+        self.services = Services(chargers=self.chargers, transactions=self.transactions)
+        self.registry = ConnectionRegistry()
+        self.recorder = FrameRecorder(self.db) if settings.frame_log_enabled else None
+        self.ocpp = OcppServer(
+            self.services,
+            self.registry,
+            host=settings.host,
+            port=settings.ocpp_port,
+            max_frame_bytes=settings.ocpp_max_frame_bytes,
+            call_timeout_s=settings.ocpp_call_timeout,
+            recorder=self.recorder,
+        )
+        self.scheduler = AsyncIOScheduler(timezone="UTC")
+        self._http: uvicorn.Server | None = None
+        self._http_task: asyncio.Task[None] | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        path = self.settings.sqlite_path()
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        await self.db.create_schema()
+        if self.settings.site_file:
+            await self.apply_site(load_site(Path(self.settings.site_file)))
+        if self.recorder is not None:
+            self.recorder.start()
+        await self.ocpp.start()
+        await self._start_http()
+        self._schedule_jobs()
+        log.info(
+            "ocpi-bridge ready: OCPP ws://%s:%d/ocpp/{charger_id}, HTTP http://%s:%d",
+            self.settings.host,
+            self.ocpp.port,
+            self.settings.host,
+            self.http_port,
+        )
+
+    async def stop(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        await self.ocpp.stop()
+        if self._http is not None and self._http_task is not None:
+            self._http.should_exit = True
+            await self._http_task
+            self._http = None
+        if self.recorder is not None:
+            await self.recorder.stop()
+        await self.db.dispose()
+
+    async def run_until_stopped(self) -> None:
+        await self.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            log.info("shutting down")
+            await self.stop()
+
+    @property
+    def http_port(self) -> int:
+        if self._http is None or not self._http.servers:
+            raise RuntimeError("HTTP server not started")
+        port: int = self._http.servers[0].sockets[0].getsockname()[1]
+        return port
+
+    # --- parts ---------------------------------------------------------------------------
+
+    async def apply_site(self, site: Site) -> None:
+        """Create the site's chargers and tokens; existing chargers are left as they are."""
+        for charger in site.chargers:
+            with contextlib.suppress(ChargerAlreadyExists):
+                await self.chargers.register(
+                    charger.charger_id,
+                    password=charger.password,
+                    allow_no_auth=charger.allow_no_auth,
+                    boot_status=RegistrationStatus(charger.boot_status),
+                )
+        for token in site.tokens:
+            await self.authorizer.put_token(
+                token.id_tag,
+                status=AuthorizationStatus(token.status),
+                parent_id_tag=token.parent_id_tag,
+            )
+
+    async def health(self) -> dict[str, Any]:
+        return {"status": "ok", "connected_chargers": len(self.registry.connected_ids())}
+
+    async def _start_http(self) -> None:
+        config = uvicorn.Config(
+            create_app(self.health),
+            host=self.settings.host,
+            port=self.settings.http_port,
+            log_config=None,
+            lifespan="off",
+        )
+        self._http = _EmbeddedServer(config)
+        self._http_task = asyncio.create_task(self._serve_http(), name="http-server")
+        while not self._http.started:
+            if self._http_task.done():
+                self._http_task.result()
+                raise RuntimeError("HTTP server stopped during start-up")
+            await asyncio.sleep(0.01)
+
+    async def _serve_http(self) -> None:
+        assert self._http is not None
+        try:
+            await self._http.serve()
+        except Exception:
+            log.exception("HTTP server failed")
+            raise
+
+    def _schedule_jobs(self) -> None:
+        if self.recorder is not None and self.settings.frame_retention_days > 0:
+            self.scheduler.add_job(
+                self._purge_frames, "interval", hours=6, id="purge-ocpp-frames", coalesce=True
+            )
+        self.scheduler.start()
+
+    async def _purge_frames(self) -> None:
+        assert self.recorder is not None
+        deleted = await self.recorder.purge_older_than(self.settings.frame_retention_days)
+        if deleted:
+            log.info(
+                "purged %d OCPP frames older than %d days",
+                deleted,
+                self.settings.frame_retention_days,
+            )

@@ -1,0 +1,57 @@
+"""Settings of ocpi-bridge, read from the environment (prefix ``OCPI_BRIDGE_``) and an optional
+config file (``OCPI_BRIDGE_CONFIG_FILE``: ``KEY=value`` lines, the environment wins).
+
+The composition root (``bridge.main``) hands the values to each part; ``csms`` itself reads no
+settings."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _config_file() -> str | None:
+    return os.environ.get("OCPI_BRIDGE_CONFIG_FILE") or None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="OCPI_BRIDGE_",
+        env_file=_config_file(),
+        extra="ignore",
+    )
+
+    database_url: str = "sqlite+aiosqlite:///./var/ocpi-bridge.db"
+    host: str = "127.0.0.1"
+    ocpp_port: int = Field(default=9000, ge=0, le=65535)
+    http_port: int = Field(default=8000, ge=0, le=65535)
+    heartbeat_interval: int = Field(default=300, gt=0, description="seconds")
+    auto_register: bool = False
+    ocpp_max_frame_bytes: int = Field(default=256 * 1024, ge=1024)
+    ocpp_call_timeout: float = Field(default=30.0, gt=0, description="seconds")
+    frame_retention_days: int = Field(default=90, ge=0, description="0 keeps frames forever")
+    frame_log_enabled: bool = True
+    log_level: str = "INFO"
+    site_file: str | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        """Accept plain ``sqlite:///`` / ``postgresql://`` URLs and pick the async driver."""
+        if value.startswith("sqlite:///"):
+            return "sqlite+aiosqlite:///" + value.removeprefix("sqlite:///")
+        if value.startswith(("postgresql://", "postgres://")):
+            return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        return value
+
+    def sqlite_path(self) -> Path | None:
+        prefix = "sqlite+aiosqlite:///"
+        if not self.database_url.startswith(prefix):
+            return None
+        path = self.database_url.removeprefix(prefix)
+        if not path or path == ":memory:":
+            return None
+        return Path(path)

@@ -1,0 +1,108 @@
+"""The operator's site file (TOML): chargers and local tokens to create at start-up.
+
+```toml
+[[chargers]]
+id = "CP-1"
+password = "..."        # security profile 1; omit and set allow_no_auth = true for profile 0
+boot_status = "Accepted"
+
+[[tokens]]
+id_tag = "DEMO-TAG-01"
+status = "Accepted"
+```
+Later sections (locations, tariffs) are read by the OCPI side.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class SiteFileError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChargerEntry:
+    charger_id: str
+    password: str | None = None
+    allow_no_auth: bool = False
+    boot_status: str = "Accepted"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenEntry:
+    id_tag: str
+    status: str = "Accepted"
+    parent_id_tag: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Site:
+    chargers: tuple[ChargerEntry, ...] = field(default=())
+    tokens: tuple[TokenEntry, ...] = field(default=())
+
+
+_BOOT = {"Accepted", "Pending", "Rejected"}
+_TOKEN = {"Accepted", "Blocked", "Expired", "Invalid"}
+
+
+def load_site(path: Path) -> Site:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SiteFileError(f"{path}: {exc}") from exc
+    return parse_site(data, str(path))
+
+
+def parse_site(data: dict[str, Any], source: str) -> Site:
+    chargers = []
+    seen: set[str] = set()
+    for i, raw in enumerate(data.get("chargers", [])):
+        where = f"{source}: chargers[{i}]"
+        charger_id = _string(raw, "id", where)
+        if charger_id in seen:
+            raise SiteFileError(f"{where}.id: duplicate charger id {charger_id!r}")
+        seen.add(charger_id)
+        boot_status = raw.get("boot_status", "Accepted")
+        if boot_status not in _BOOT:
+            raise SiteFileError(
+                f"{where}.boot_status: {boot_status!r} is not one of {sorted(_BOOT)}"
+            )
+        password = raw.get("password")
+        if password is not None and not (isinstance(password, str) and 16 <= len(password) <= 40):
+            raise SiteFileError(f"{where}.password: 16 to 40 characters (OCPP security profile 1)")
+        chargers.append(
+            ChargerEntry(
+                charger_id=charger_id,
+                password=password,
+                allow_no_auth=bool(raw.get("allow_no_auth", False)),
+                boot_status=boot_status,
+            )
+        )
+    tokens = []
+    for i, raw in enumerate(data.get("tokens", [])):
+        where = f"{source}: tokens[{i}]"
+        status = raw.get("status", "Accepted")
+        if status not in _TOKEN:
+            raise SiteFileError(f"{where}.status: {status!r} is not one of {sorted(_TOKEN)}")
+        tokens.append(
+            TokenEntry(
+                id_tag=_string(raw, "id_tag", where, max_length=20),
+                status=status,
+                parent_id_tag=raw.get("parent_id_tag"),
+            )
+        )
+    return Site(chargers=tuple(chargers), tokens=tuple(tokens))
+
+
+def _string(raw: dict[str, Any], key: str, where: str, max_length: int = 48) -> str:
+    value = raw.get(key)
+    if not isinstance(value, str) or not value:
+        raise SiteFileError(f"{where}.{key}: required string")
+    if len(value) > max_length:
+        raise SiteFileError(f"{where}.{key}: at most {max_length} characters")
+    return value

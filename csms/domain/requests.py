@@ -1,0 +1,152 @@
+"""What chargers ask of the central system, and what it decides (version-neutral)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from csms.domain.model import (
+    AuthorizationStatus,
+    ConnectorStatus,
+    EvseRef,
+    IdToken,
+    MeterReading,
+    OcppVersion,
+    RegistrationStatus,
+)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ChargerIdentity:
+    vendor: str
+    model: str
+    serial_number: str | None = None
+    firmware_version: str | None = None
+    meter_type: str | None = None
+    meter_serial_number: str | None = None
+    iccid: str | None = None
+    imsi: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BootRequest:
+    charger_id: str
+    identity: ChargerIdentity
+    ocpp_version: OcppVersion
+    reason: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BootDecision:
+    status: RegistrationStatus
+    interval_s: int
+    current_time: datetime
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StatusReport:
+    charger_id: str
+    evse: EvseRef
+    status: ConnectorStatus
+    reported_at: datetime
+    error_code: str | None = None
+    info: str | None = None
+    vendor_id: str | None = None
+    vendor_error_code: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AuthorizationRequest:
+    charger_id: str
+    id_token: IdToken
+    evse: EvseRef | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AuthorizationDecision:
+    status: AuthorizationStatus
+    expires_at: datetime | None = None
+    group_id: str | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.status is AuthorizationStatus.ACCEPTED
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StartTransactionRequest:
+    """A transaction that the charger started (1.6 StartTransaction)."""
+
+    charger_id: str
+    evse: EvseRef
+    id_token: IdToken
+    meter_start_wh: int
+    started_at: datetime
+    reservation_id: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StartTransactionDecision:
+    transaction_ref: str
+    authorization: AuthorizationDecision
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MeterValuesReport:
+    charger_id: str
+    evse: EvseRef
+    readings: tuple[MeterReading, ...]
+    transaction_ref: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StopTransactionRequest:
+    charger_id: str
+    transaction_ref: str
+    meter_stop_wh: int
+    ended_at: datetime
+    reason: str
+    id_token: IdToken | None = None
+    readings: tuple[MeterReading, ...] = field(default=())
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StopTransactionDecision:
+    """``known`` is false when the charger stopped a transaction we never saw started."""
+
+    known: bool
+    already_ended: bool
+    authorization: AuthorizationDecision | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DataTransferRequest:
+    charger_id: str
+    vendor_id: str
+    message_id: str | None = None
+    data: str | None = None
+
+
+class DataTransferStatus(StrEnum):
+    ACCEPTED = "Accepted"
+    REJECTED = "Rejected"
+    UNKNOWN_MESSAGE_ID = "UnknownMessageId"
+    UNKNOWN_VENDOR_ID = "UnknownVendorId"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DataTransferDecision:
+    status: DataTransferStatus
+    data: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NotificationReport:
+    """Firmware / diagnostics / log status notifications."""
+
+    charger_id: str
+    kind: str  # "firmware" | "diagnostics" | "log"
+    status: str
+    reported_at: datetime
+    request_id: int | None = None

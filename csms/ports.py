@@ -1,0 +1,28 @@
+"""Ports: the interfaces the central system offers to, and needs from, the outside.
+
+The bridge implements ``TokenAuthorizer`` (OCPI tokens) and uses ``ChargerGateway`` (commands);
+``csms`` ships a local implementation of the first so that it runs on its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from csms.domain.outcomes import CallOutcome
+from csms.domain.requests import AuthorizationDecision, AuthorizationRequest
+
+
+class TokenAuthorizer(Protocol):
+    async def authorize(self, request: AuthorizationRequest) -> AuthorizationDecision:
+        """Decide whether an idTag/idToken may charge. Must answer within the charger's timeout."""
+        ...
+
+
+class ChargerGateway(Protocol):
+    def is_connected(self, charger_id: str) -> bool: ...
+
+    async def call(
+        self, charger_id: str, action: str, payload: dict[str, Any], *, timeout_s: float | None
+    ) -> CallOutcome:
+        """Send one OCPP call to a connected charger; every failure is an outcome value."""
+        ...

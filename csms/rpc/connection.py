@@ -1,0 +1,255 @@
+"""One charger's OCPP-J connection: receive loop, dispatch of its Calls to ``@on`` handlers,
+CallErrors for bad input, and outgoing calls whose every failure is an outcome value.
+
+Calls from the charger are handled one at a time, in order, by a worker task; responses to our
+own calls are matched as soon as they arrive, so a handler may call the charger without
+deadlocking the receive loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, TypeVar, cast
+
+from ocpp.routing import create_route_map
+from ocpp.routing import on as _ocpp_on
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from csms.domain.model import OcppVersion, RegistrationStatus
+from csms.domain.outcomes import (
+    CallAnswered,
+    CallFailed,
+    CallInvalid,
+    CallOutcome,
+    CallTimedOut,
+    ChargerOffline,
+)
+from csms.rpc.frames import (
+    Call,
+    CallError,
+    CallResult,
+    FrameError,
+    RpcError,
+    UnsolicitedResponse,
+    code_for,
+    encode_call,
+    encode_error,
+    encode_result,
+    parse_frame,
+)
+from csms.rpc.schemas import REQUEST, RESPONSE, SchemaViolation, UnknownSchema, validate
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+FrameSink = Callable[[str, str, str], None]
+
+
+F = TypeVar("F", bound=Callable[..., Awaitable[dict[str, Any]]])
+
+
+def on(action: str) -> Callable[[F], F]:
+    """The ``ocpp`` package's ``@on`` route decorator, typed."""
+    return cast(Callable[[F], F], _ocpp_on(action))
+
+
+class _Disconnected(Exception):
+    """The connection closed while a call waited for its answer."""
+
+
+class HandlerError(Exception):
+    """Raised by a handler to answer with a specific CallError (semantic violations)."""
+
+    def __init__(self, error: RpcError, description: str) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+
+
+class RpcConnection:
+    version: ClassVar[OcppVersion]
+    actions: ClassVar[frozenset[str]]
+    """Every action of this OCPP version (a Call for anything else is NotImplemented)."""
+    boot_action: ClassVar[str] = "BootNotification"
+
+    def __init__(
+        self,
+        charger_id: str,
+        websocket: ServerConnection,
+        *,
+        call_timeout_s: float,
+        record_frame: FrameSink | None = None,
+        registration: RegistrationStatus = RegistrationStatus.ACCEPTED,
+    ) -> None:
+        self.charger_id = charger_id
+        self.websocket = websocket
+        self.registration = registration
+        self._call_timeout_s = call_timeout_s
+        self._record = record_frame
+        self._routes: dict[str, dict[str, Any]] = create_route_map(self)
+        self._inbox: asyncio.Queue[Call] = asyncio.Queue()
+        self._pending: dict[str, asyncio.Future[CallResult | CallError]] = {}
+        self._call_lock = asyncio.Lock()
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve until the socket closes."""
+        worker = asyncio.create_task(self._work(), name=f"ocpp-calls-{self.charger_id}")
+        try:
+            async for message in self.websocket:
+                if isinstance(message, bytes):
+                    self._record_frame("in", message.decode("utf-8", "replace"))
+                    await self._send_error(
+                        CallError(
+                            "-1",
+                            code_for(RpcError.RPC_FRAMEWORK_ERROR, self.version),
+                            "OCPP-J uses text frames",
+                        )
+                    )
+                    continue
+                await self._on_frame(message)
+        except ConnectionClosed:
+            pass
+        finally:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_exception(_Disconnected())
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        await self.websocket.close(code, reason)
+
+    # --- inbound -------------------------------------------------------------------------
+
+    async def _on_frame(self, text: str) -> None:
+        self._record_frame("in", text)
+        try:
+            frame = parse_frame(text)
+        except FrameError as exc:
+            log.warning("%s sent a bad frame: %s", self.charger_id, exc.description)
+            await self._send_error(
+                CallError(exc.unique_id, code_for(exc.error, self.version), exc.description)
+            )
+            return
+        except UnsolicitedResponse as exc:
+            log.warning("%s: %s", self.charger_id, exc)
+            return
+        if isinstance(frame, Call):
+            self._inbox.put_nowait(frame)
+            return
+        future = self._pending.get(frame.unique_id)
+        if future is None or future.done():
+            log.warning("%s answered unknown or expired call %s", self.charger_id, frame.unique_id)
+            return
+        future.set_result(frame)
+
+    async def _work(self) -> None:
+        while True:
+            call = await self._inbox.get()
+            try:
+                await self._handle_call(call)
+            except ConnectionClosed:
+                return
+            except Exception:
+                log.exception("%s: failed to answer %s", self.charger_id, call.action)
+
+    async def _handle_call(self, call: Call) -> None:
+        try:
+            payload = await self._dispatch(call)
+        except (HandlerError, SchemaViolation, FrameError) as exc:
+            log.warning("%s %s refused: %s", self.charger_id, call.action, exc)
+            await self._send_error(
+                CallError(call.unique_id, code_for(exc.error, self.version), exc.description)
+            )
+            return
+        except Exception:
+            log.exception("%s: handler for %s failed", self.charger_id, call.action)
+            await self._send_error(
+                CallError(
+                    call.unique_id,
+                    code_for(RpcError.INTERNAL_ERROR, self.version),
+                    "internal error while handling the request",
+                )
+            )
+            return
+        await self._send(encode_result(CallResult(call.unique_id, payload)))
+
+    async def _dispatch(self, call: Call) -> dict[str, Any]:
+        route = self._routes.get(call.action)
+        if call.action not in self.actions:
+            raise FrameError(RpcError.NOT_IMPLEMENTED, f"unknown action {call.action!r}")
+        if route is None or "_on_action" not in route:
+            raise FrameError(
+                RpcError.NOT_SUPPORTED, f"{call.action} is not supported by this central system"
+            )
+        if self.registration is not RegistrationStatus.ACCEPTED and call.action != self.boot_action:
+            raise FrameError(
+                RpcError.SECURITY_ERROR,
+                f"charger is {self.registration.value}: only {self.boot_action} is allowed",
+            )
+        validate(REQUEST, call.action, call.payload, self.version)
+        handler: Handler = route["_on_action"]
+        response = await handler(call.payload)
+        try:
+            validate(RESPONSE, call.action, response, self.version)
+        except SchemaViolation:
+            log.exception("our %s answer violates the schema: %s", call.action, response)
+            raise
+        return response
+
+    # --- outbound ------------------------------------------------------------------------
+
+    async def call(
+        self, action: str, payload: dict[str, Any], *, timeout_s: float | None = None
+    ) -> CallOutcome:
+        """Send one Call and wait for its answer. One outstanding call at a time (OCPP-J)."""
+        try:
+            validate(REQUEST, action, payload, self.version)
+        except (SchemaViolation, UnknownSchema) as exc:
+            return CallInvalid(reason=f"request: {exc}")
+        timeout = timeout_s if timeout_s is not None else self._call_timeout_s
+        unique_id = str(uuid.uuid4())
+        async with self._call_lock:
+            future: asyncio.Future[CallResult | CallError] = (
+                asyncio.get_running_loop().create_future()
+            )
+            self._pending[unique_id] = future
+            try:
+                await self._send(encode_call(Call(unique_id, action, payload)))
+                answer = await asyncio.wait_for(future, timeout)
+            except (ConnectionClosed, _Disconnected):
+                return ChargerOffline(charger_id=self.charger_id)
+            except TimeoutError:
+                return CallTimedOut(timeout_s=timeout)
+            finally:
+                self._pending.pop(unique_id, None)
+        if isinstance(answer, CallError):
+            return CallFailed(
+                error_code=answer.error_code, description=answer.description, details=answer.details
+            )
+        try:
+            validate(RESPONSE, action, answer.payload, self.version)
+        except SchemaViolation as exc:
+            return CallInvalid(reason=f"response: {exc.description}")
+        return CallAnswered(payload=answer.payload)
+
+    # --- sending -------------------------------------------------------------------------
+
+    async def _send_error(self, error: CallError) -> None:
+        await self._send(encode_error(error))
+
+    async def _send(self, text: str) -> None:
+        self._record_frame("out", text)
+        await self.websocket.send(text)
+
+    def _record_frame(self, direction: str, text: str) -> None:
+        if self._record is not None:
+            self._record(self.charger_id, direction, text)

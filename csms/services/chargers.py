@@ -1,0 +1,330 @@
+"""Charger lifecycle: registration, access at the WebSocket handshake, boot, heartbeat,
+connector status, notifications. Each ``handle_*`` is one database transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from csms.clock import utc_now
+from csms.domain.events import (
+    ChargerBooted,
+    ChargerConnected,
+    ChargerDisconnected,
+    ChargerNotified,
+    ConnectorStatusChanged,
+)
+from csms.domain.model import ConnectorStatus, OcppVersion, RegistrationStatus
+from csms.domain.requests import (
+    BootDecision,
+    BootRequest,
+    DataTransferDecision,
+    DataTransferRequest,
+    DataTransferStatus,
+    NotificationReport,
+    StatusReport,
+)
+from csms.errors import ChargerAlreadyExists, InvalidChargerId, UnknownCharger
+from csms.passwords import hash_password, verify_password
+from csms.store.database import Database
+from csms.store.tables import ChargerRow, ConnectorRow
+
+log = logging.getLogger(__name__)
+
+# OCPP-J: the identity is the last path segment, at most 48 characters; 2.0.1 forbids ":" because
+# it is also the Basic auth user name.
+_CHARGER_ID = re.compile(r"^[\x21-\x7e]{1,48}$")
+
+
+def validate_charger_id(charger_id: str) -> str:
+    if not _CHARGER_ID.match(charger_id) or ":" in charger_id or "/" in charger_id:
+        raise InvalidChargerId(
+            f"invalid charger id {charger_id!r}: 1-48 printable ASCII characters, no ':' or '/'"
+        )
+    return charger_id
+
+
+class Access(StrEnum):
+    ALLOWED = "allowed"
+    UNKNOWN_CHARGER = "unknown-charger"
+    BAD_CREDENTIALS = "bad-credentials"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ChargerSummary:
+    charger_id: str
+    auth: str
+    boot_status: str
+    connected: bool
+    ocpp_version: str | None
+    vendor: str | None
+    model: str | None
+    last_seen_at: datetime | None
+
+
+class ChargerService:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        heartbeat_interval_s: int,
+        auto_register: bool = False,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._db = db
+        self._interval_s = heartbeat_interval_s
+        self._auto_register = auto_register
+        self._clock = clock
+        # Verified (charger, password, stored hash) triples: a reconnect storm must not cost one
+        # scrypt per charger each time.
+        self._verified: dict[str, str] = {}
+
+    # --- operator side -------------------------------------------------------------------
+
+    async def register(
+        self,
+        charger_id: str,
+        *,
+        password: str | None,
+        allow_no_auth: bool = False,
+        boot_status: RegistrationStatus = RegistrationStatus.ACCEPTED,
+    ) -> None:
+        validate_charger_id(charger_id)
+        password_hash = await asyncio.to_thread(hash_password, password) if password else None
+        async with self._db.transaction() as uow:
+            if await uow.session.get(ChargerRow, charger_id) is not None:
+                raise ChargerAlreadyExists(charger_id)
+            uow.session.add(
+                ChargerRow(
+                    charger_id=charger_id,
+                    password_hash=password_hash,
+                    allow_no_auth=allow_no_auth,
+                    boot_status=boot_status.value,
+                    created_at=self._clock(),
+                )
+            )
+
+    async def list_chargers(self) -> Sequence[ChargerSummary]:
+        async with self._db.read() as session:
+            rows = (await session.exec(select(ChargerRow).order_by(ChargerRow.charger_id))).all()
+        return [
+            ChargerSummary(
+                charger_id=row.charger_id,
+                auth="basic" if row.password_hash else ("none" if row.allow_no_auth else "locked"),
+                boot_status=row.boot_status,
+                connected=row.connected,
+                ocpp_version=row.ocpp_version,
+                vendor=row.vendor,
+                model=row.model,
+                last_seen_at=row.last_seen_at,
+            )
+            for row in rows
+        ]
+
+    # --- transport edge ------------------------------------------------------------------
+
+    async def check_access(self, charger_id: str, password: str | None) -> Access:
+        """Decide the WebSocket handshake: known charger and right credentials."""
+        async with self._db.read() as session:
+            row = await session.get(ChargerRow, charger_id)
+        if row is None:
+            if not self._auto_register:
+                return Access.UNKNOWN_CHARGER
+            await self._auto_registered(charger_id)
+            return Access.ALLOWED
+        if row.password_hash is None:
+            return Access.ALLOWED if row.allow_no_auth else Access.BAD_CREDENTIALS
+        if password is None:
+            return Access.BAD_CREDENTIALS
+        key = hashlib.sha256(f"{password}\0{row.password_hash}".encode()).hexdigest()
+        if self._verified.get(charger_id) == key:
+            return Access.ALLOWED
+        if await asyncio.to_thread(verify_password, password, row.password_hash):
+            self._verified[charger_id] = key
+            return Access.ALLOWED
+        return Access.BAD_CREDENTIALS
+
+    async def _auto_registered(self, charger_id: str) -> None:
+        async with self._db.transaction() as uow:
+            if await uow.session.get(ChargerRow, charger_id) is None:
+                log.warning("auto-registering unknown charger %s", charger_id)
+                uow.session.add(
+                    ChargerRow(
+                        charger_id=charger_id,
+                        allow_no_auth=True,
+                        auto_registered=True,
+                        created_at=self._clock(),
+                    )
+                )
+
+    async def handle_connected(self, charger_id: str, version: OcppVersion) -> None:
+        now = self._clock()
+        async with self._db.transaction() as uow:
+            row = await self._charger(uow.session, charger_id)
+            row.connected = True
+            row.connected_at = now
+            row.last_seen_at = now
+            row.ocpp_version = version.value
+            uow.session.add(row)
+            uow.record(
+                ChargerConnected(charger_id=charger_id, occurred_at=now, ocpp_version=version)
+            )
+
+    async def handle_disconnected(self, charger_id: str) -> None:
+        now = self._clock()
+        async with self._db.transaction() as uow:
+            row = await self._charger(uow.session, charger_id)
+            row.connected = False
+            row.disconnected_at = now
+            uow.session.add(row)
+            uow.record(ChargerDisconnected(charger_id=charger_id, occurred_at=now))
+
+    # --- messages from chargers ----------------------------------------------------------
+
+    async def is_accepted(self, charger_id: str) -> bool:
+        """False while the operator keeps the charger Pending or Rejected."""
+        async with self._db.read() as session:
+            row = await session.get(ChargerRow, charger_id)
+        return row is not None and row.boot_status == RegistrationStatus.ACCEPTED
+
+    async def handle_boot(self, request: BootRequest) -> BootDecision:
+        now = self._clock()
+        identity = request.identity
+        async with self._db.transaction() as uow:
+            row = await self._charger(uow.session, request.charger_id)
+            status = RegistrationStatus(row.boot_status)
+            row.vendor = identity.vendor
+            row.model = identity.model
+            row.serial_number = identity.serial_number
+            row.firmware_version = identity.firmware_version
+            row.meter_type = identity.meter_type
+            row.meter_serial_number = identity.meter_serial_number
+            row.iccid = identity.iccid
+            row.imsi = identity.imsi
+            row.ocpp_version = request.ocpp_version.value
+            row.last_boot_at = now
+            row.last_seen_at = now
+            uow.session.add(row)
+            uow.record(
+                ChargerBooted(
+                    charger_id=request.charger_id,
+                    occurred_at=now,
+                    identity=identity,
+                    status=status,
+                    reason=request.reason,
+                )
+            )
+        return BootDecision(status=status, interval_s=self._interval_s, current_time=now)
+
+    async def handle_heartbeat(self, charger_id: str) -> datetime:
+        now = self._clock()
+        async with self._db.transaction() as uow:
+            row = await self._charger(uow.session, charger_id)
+            row.last_seen_at = now
+            uow.session.add(row)
+        return now
+
+    async def handle_status(self, report: StatusReport) -> None:
+        now = self._clock()
+        evse = report.evse
+        async with self._db.transaction() as uow:
+            charger = await self._charger(uow.session, report.charger_id)
+            charger.last_seen_at = now
+            uow.session.add(charger)
+            row = await uow.session.get(
+                ConnectorRow, (report.charger_id, evse.ocpp_evse_id, evse.connector_id)
+            )
+            previous = ConnectorStatus(row.status) if row is not None else None
+            changed = (
+                row is None or row.status != report.status or row.error_code != report.error_code
+            )
+            if row is not None and report.reported_at < row.status_at:
+                log.info("ignoring out-of-date status of %s %s", report.charger_id, evse)
+                return
+            if row is None:
+                row = ConnectorRow(
+                    charger_id=report.charger_id,
+                    ocpp_evse_id=evse.ocpp_evse_id,
+                    connector_id=evse.connector_id,
+                    status=report.status.value,
+                    status_at=report.reported_at,
+                    updated_at=now,
+                )
+            row.status = report.status.value
+            row.error_code = report.error_code
+            row.info = report.info
+            row.vendor_error_code = report.vendor_error_code
+            row.status_at = report.reported_at
+            row.updated_at = now
+            uow.session.add(row)
+            if changed:
+                uow.record(
+                    ConnectorStatusChanged(
+                        charger_id=report.charger_id,
+                        occurred_at=report.reported_at,
+                        evse=evse,
+                        status=report.status,
+                        previous_status=previous,
+                        error_code=report.error_code,
+                        info=report.info,
+                        vendor_error_code=report.vendor_error_code,
+                    )
+                )
+
+    async def handle_notification(self, report: NotificationReport) -> None:
+        async with self._db.transaction() as uow:
+            row = await self._charger(uow.session, report.charger_id)
+            if report.kind == "firmware":
+                row.firmware_status = report.status
+            elif report.kind == "diagnostics":
+                row.diagnostics_status = report.status
+            row.last_seen_at = self._clock()
+            uow.session.add(row)
+            uow.record(
+                ChargerNotified(
+                    charger_id=report.charger_id,
+                    occurred_at=report.reported_at,
+                    kind=report.kind,
+                    status=report.status,
+                    request_id=report.request_id,
+                )
+            )
+
+    async def handle_data_transfer(self, request: DataTransferRequest) -> DataTransferDecision:
+        """No vendor extensions are installed: every vendor id is unknown."""
+        log.info(
+            "DataTransfer from %s for unknown vendor %r (message %r)",
+            request.charger_id,
+            request.vendor_id,
+            request.message_id,
+        )
+        return DataTransferDecision(status=DataTransferStatus.UNKNOWN_VENDOR_ID)
+
+    async def _charger(self, session: AsyncSession, charger_id: str) -> ChargerRow:
+        return await charger_row(session, charger_id)
+
+
+async def charger_row(session: AsyncSession, charger_id: str) -> ChargerRow:
+    row = await session.get(ChargerRow, charger_id)
+    if row is None:
+        raise UnknownCharger(charger_id)
+    return row
+
+
+async def connector_statuses(db: Database, charger_id: str) -> Sequence[ConnectorRow]:
+    async with db.read() as session:
+        stmt = (
+            select(ConnectorRow)
+            .where(ConnectorRow.charger_id == charger_id)
+            .order_by(col(ConnectorRow.ocpp_evse_id), col(ConnectorRow.connector_id))
+        )
+        return (await session.exec(stmt)).all()

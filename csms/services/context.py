@@ -1,0 +1,18 @@
+"""The services a connection needs, wired once by the composition root."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from csms.clock import utc_now
+from csms.services.chargers import ChargerService
+from csms.services.transactions import TransactionService
+
+
+@dataclass(frozen=True, kw_only=True)
+class Services:
+    chargers: ChargerService
+    transactions: TransactionService
+    clock: Callable[[], datetime] = utc_now

@@ -1,0 +1,145 @@
+"""Database tables of the central system (SQLModel). Times are stored as UTC."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from csms.store.types import UtcDateTime
+
+
+def _utc_column(nullable: bool = True) -> Column[datetime]:
+    return Column(UtcDateTime(), nullable=nullable)
+
+
+class ChargerRow(SQLModel, table=True):
+    __tablename__ = "chargers"
+
+    charger_id: str = Field(primary_key=True, max_length=48)
+    password_hash: str | None = None
+    allow_no_auth: bool = False
+    boot_status: str = "Accepted"
+    auto_registered: bool = False
+    ocpp_version: str | None = None
+    vendor: str | None = None
+    model: str | None = None
+    serial_number: str | None = None
+    firmware_version: str | None = None
+    meter_type: str | None = None
+    meter_serial_number: str | None = None
+    iccid: str | None = None
+    imsi: str | None = None
+    connected: bool = False
+    connected_at: datetime | None = Field(default=None, sa_column=_utc_column())
+    disconnected_at: datetime | None = Field(default=None, sa_column=_utc_column())
+    last_seen_at: datetime | None = Field(default=None, sa_column=_utc_column())
+    last_boot_at: datetime | None = Field(default=None, sa_column=_utc_column())
+    firmware_status: str | None = None
+    diagnostics_status: str | None = None
+    created_at: datetime = Field(sa_column=_utc_column(nullable=False))
+
+
+class ConnectorRow(SQLModel, table=True):
+    __tablename__ = "connectors"
+
+    charger_id: str = Field(primary_key=True, foreign_key="chargers.charger_id")
+    ocpp_evse_id: int = Field(primary_key=True)
+    connector_id: int = Field(primary_key=True)
+    status: str
+    error_code: str | None = None
+    info: str | None = None
+    vendor_error_code: str | None = None
+    status_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    updated_at: datetime = Field(sa_column=_utc_column(nullable=False))
+
+
+class TransactionRow(SQLModel, table=True):
+    """One charging transaction. For OCPP 1.6 the primary key is the transactionId we allocate."""
+
+    __tablename__ = "transactions"
+    __table_args__ = (UniqueConstraint("charger_id", "transaction_ref"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    charger_id: str = Field(foreign_key="chargers.charger_id", index=True)
+    transaction_ref: str = Field(max_length=36)
+    ocpp_evse_id: int
+    connector_id: int
+    id_token: str | None = None
+    id_token_kind: str | None = None
+    meter_start_wh: int
+    last_meter_wh: int
+    meter_stop_wh: int | None = None
+    started_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    ended_at: datetime | None = Field(default=None, sa_column=_utc_column())
+    stop_reason: str | None = None
+    stop_id_token: str | None = None
+    reservation_id: int | None = None
+    authorization_status: str | None = None
+    created_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    updated_at: datetime = Field(sa_column=_utc_column(nullable=False))
+
+    @property
+    def energy_wh(self) -> int:
+        end = self.meter_stop_wh if self.meter_stop_wh is not None else self.last_meter_wh
+        return max(0, end - self.meter_start_wh)
+
+
+class MeterValueRow(SQLModel, table=True):
+    __tablename__ = "meter_values"
+    __table_args__ = (Index("ix_meter_values_tx_time", "transaction_id", "sampled_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    charger_id: str = Field(index=True)
+    transaction_id: int | None = Field(default=None, foreign_key="transactions.id")
+    ocpp_evse_id: int
+    connector_id: int
+    sampled_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    measurand: str
+    value: str | None = Field(default=None, description="Decimal in the normalized unit")
+    unit: str
+    context: str
+    phase: str | None = None
+    location: str
+    signed_data: str | None = Field(default=None, sa_column=Column(Text))
+    signing_method: str | None = None
+    encoding_method: str | None = None
+    public_key: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class EventRow(SQLModel, table=True):
+    """The append-only domain event log; ``id`` is the offset consumers track."""
+
+    __tablename__ = "events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    type: str = Field(max_length=64)
+    charger_id: str = Field(index=True)
+    occurred_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    recorded_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class FrameRow(SQLModel, table=True):
+    """Every OCPP frame in and out, verbatim, for dispute resolution."""
+
+    __tablename__ = "ocpp_frames"
+    __table_args__ = (Index("ix_ocpp_frames_charger_at", "charger_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    charger_id: str
+    direction: str = Field(max_length=3)  # "in" | "out"
+    at: datetime = Field(sa_column=_utc_column(nullable=False))
+    text: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class LocalTokenRow(SQLModel, table=True):
+    """The local token table behind the csms' own authorizer."""
+
+    __tablename__ = "local_tokens"
+
+    id_tag: str = Field(primary_key=True, max_length=36)
+    status: str = "Accepted"
+    expires_at: datetime | None = Field(default=None, sa_column=_utc_column())
+    parent_id_tag: str | None = None
