@@ -95,6 +95,8 @@ class RpcConnection:
         self._inbox: asyncio.Queue[Call] = asyncio.Queue()
         self._pending: dict[str, asyncio.Future[CallResult | CallError]] = {}
         self._call_lock = asyncio.Lock()
+        self._busy = False
+        self._closing = False
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -117,12 +119,19 @@ class RpcConnection:
         except ConnectionClosed:
             pass
         finally:
-            worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
+            await self._stop_worker(worker)
             for future in self._pending.values():
                 if not future.done():
                     future.set_exception(_Disconnected())
+
+    async def _stop_worker(self, worker: asyncio.Task[None]) -> None:
+        """Let a call being handled finish (its transaction commits or rolls back whole);
+        calls still queued are dropped: the charger repeats them after reconnecting."""
+        self._closing = True
+        if not self._busy:
+            worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         await self.websocket.close(code, reason)
@@ -152,14 +161,17 @@ class RpcConnection:
         future.set_result(frame)
 
     async def _work(self) -> None:
-        while True:
+        while not self._closing:
             call = await self._inbox.get()
+            self._busy = True
             try:
                 await self._handle_call(call)
             except ConnectionClosed:
                 return
             except Exception:
                 log.exception("%s: failed to answer %s", self.charger_id, call.action)
+            finally:
+                self._busy = False
 
     async def _handle_call(self, call: Call) -> None:
         try:

@@ -44,6 +44,7 @@ class FrameRecorder:
         self._clock = clock
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def record(self, charger_id: str, direction: str, text: str) -> None:
         if len(self._pending) >= self._max_pending:
@@ -60,10 +61,11 @@ class FrameRecorder:
             self._task = asyncio.create_task(self._run(), name="ocpp-frame-recorder")
 
     async def stop(self) -> None:
+        """Write everything queued; the writer finishes its batch instead of being cancelled."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stopping = True
+            self._wakeup.set()
+            await self._task
             self._task = None
         await self.flush()
 
@@ -74,7 +76,8 @@ class FrameRecorder:
             ]
             try:
                 async with self._db.transaction() as uow:
-                    await uow.session.execute(insert(FrameRow), batch)
+                    connection = await uow.session.connection()
+                    await connection.execute(insert(FrameRow), batch)
             except Exception:
                 # Put the batch back and let the next flush retry; never lose frames silently.
                 self._pending.extendleft(reversed(batch))
@@ -87,11 +90,12 @@ class FrameRecorder:
         """Delete frames older than ``days``; returns how many were deleted."""
         cutoff = self._clock() - timedelta(days=days)
         async with self._db.transaction() as uow:
-            result = await uow.session.execute(delete(FrameRow).where(col(FrameRow.at) < cutoff))
+            connection = await uow.session.connection()
+            result = await connection.execute(delete(FrameRow).where(col(FrameRow.at) < cutoff))
         return int(getattr(result, "rowcount", 0) or 0)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), self._interval)
             self._wakeup.clear()
