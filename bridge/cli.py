@@ -11,7 +11,7 @@ from typing import Annotated, TypeVar
 import typer
 
 from bridge.main import BridgeApp
-from bridge.settings import Settings
+from bridge.settings import load_settings
 from bridge.site import SiteFileError
 from csms.domain.model import AuthorizationStatus, RegistrationStatus
 from csms.errors import CsmsError
@@ -30,7 +30,7 @@ def _run(work: Callable[[BridgeApp], Awaitable[T]]) -> T:
     """Run one operator command against the configured database."""
 
     async def main() -> T:
-        bridge = BridgeApp(Settings())
+        bridge = BridgeApp(load_settings())
         path = bridge.settings.sqlite_path()
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -54,7 +54,7 @@ def serve(
     ] = None,
 ) -> None:
     """Run the OCPP server and the OCPI HTTP API in one process."""
-    settings = Settings()
+    settings = load_settings()
     if site is not None:
         settings = settings.model_copy(update={"site_file": str(site)})
     logging.basicConfig(

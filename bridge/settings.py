@@ -8,19 +8,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-def _config_file() -> str | None:
-    return os.environ.get("OCPI_BRIDGE_CONFIG_FILE") or None
-
-
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="OCPI_BRIDGE_",
-        env_file=_config_file(),
         extra="ignore",
     )
 
@@ -55,3 +51,9 @@ class Settings(BaseSettings):
         if not path or path == ":memory:":
             return None
         return Path(path)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and ``OCPI_BRIDGE_CONFIG_FILE`` (read at call time)."""
+    config_file = os.environ.get("OCPI_BRIDGE_CONFIG_FILE") or None
+    return Settings(_env_file=config_file, **overrides)

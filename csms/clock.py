@@ -28,7 +28,7 @@ def format_ocpp_datetime(value: datetime) -> str:
     """``2024-01-31T12:00:00.123Z``: millisecond precision, always ``Z``."""
     if value.tzinfo is None:
         raise ValueError("naive datetime")
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def ensure_utc(value: datetime) -> datetime:

@@ -1,0 +1,198 @@
+"""The commands a user runs, as separate processes: `ocpi-bridge serve` with the example site,
+the simulator CLI against it, and the operator CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[2]
+BIN = Path(sys.executable).parent
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OCPI_BRIDGE_")}
+    env.update(
+        OCPI_BRIDGE_DATABASE_URL=f"sqlite:///{tmp_path / 'cli.db'}",
+        OCPI_BRIDGE_OCPP_PORT="0",
+        OCPI_BRIDGE_HTTP_PORT="0",
+        **extra,
+    )
+    return env
+
+
+def _cli(tmp_path: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "ocpi-bridge"), *args],
+        env=_env(tmp_path, **extra),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, int]]:
+    process = subprocess.Popen(
+        [str(BIN / "ocpi-bridge"), "serve", "--site", str(ROOT / "examples" / "site.toml")],
+        env=_env(tmp_path),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    deadline = time.monotonic() + 30
+    ready = None
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        if not line:
+            break
+        ready = re.search(
+            r"ready: OCPP ws://127\.0\.0\.1:(\d+)/ocpp/.*http://127\.0\.0\.1:(\d+)", line
+        )
+        if ready:
+            break
+    if ready is None:
+        process.kill()
+        pytest.fail("ocpi-bridge serve did not report its ports")
+    try:
+        yield process, int(ready.group(1)), int(ready.group(2))
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
+def test_serve_runs_the_example_site_and_stops_cleanly_on_sigterm(served, tmp_path):
+    process, ocpp_port, _ = served
+    session = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "simulators.charger",
+            "--ocpp",
+            "1.6",
+            "--url",
+            f"ws://127.0.0.1:{ocpp_port}/ocpp",
+            "--id",
+            "EXAMPLE-CP-1",
+            "--password",
+            "example-cp1-password",
+            "--scenario",
+            "session",
+            "--id-tag",
+            "DEMO-TAG-01",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+    )
+    assert session.returncode == 0, session.stderr
+    lines = [json.loads(line) for line in session.stdout.splitlines()]
+    start = next(line["response"] for line in lines if line["action"] == "StartTransaction")
+    assert start["idTagInfo"]["status"] == "Accepted"
+
+    refused = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "simulators.charger",
+            "--url",
+            f"ws://127.0.0.1:{ocpp_port}/ocpp",
+            "--id",
+            "EXAMPLE-CP-1",
+            "--password",
+            "wrong-password-0000",
+            "--scenario",
+            "boot",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+    )
+    assert refused.returncode != 0
+    assert "401" in refused.stderr
+
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(20) == 0
+
+    listed = _cli(tmp_path, "chargers", "list")
+    assert listed.returncode == 0
+    row = next(line for line in listed.stdout.splitlines() if line.startswith("EXAMPLE-CP-1"))
+    assert "\tbasic\tAccepted\toffline\t1.6\tocpi-bridge-sim\t" in row
+
+
+def test_health_endpoint_answers_on_the_http_port(served):
+    import httpx
+
+    _, _, http_port = served
+    assert httpx.get(f"http://127.0.0.1:{http_port}/health").json()["status"] == "ok"
+
+
+def test_chargers_add_generates_a_password_and_lists_the_charger(tmp_path):
+    added = _cli(tmp_path, "chargers", "add", "CP-9")
+    assert added.returncode == 0, added.stderr
+    assert re.search(r"generated password: \S{16,40}", added.stdout)
+    again = _cli(tmp_path, "chargers", "add", "CP-9", "--no-auth")
+    assert again.returncode == 1
+    assert "already exists" in again.stderr
+    listed = _cli(tmp_path, "chargers", "list")
+    assert "CP-9\tbasic\tAccepted\toffline" in listed.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("chargers", "add", "CP-1", "--password", "short"), "16 to 40"),
+        (("chargers", "add", "bad:id", "--no-auth"), "invalid charger id"),
+        (("chargers", "add", "CP-1", "--no-auth", "--password", "x" * 20), "exclude"),
+        (("tokens", "add", "T" * 21), "at most 20"),
+    ],
+)
+def test_cli_refuses_bad_input_with_a_clear_message(tmp_path, args, message):
+    result = _cli(tmp_path, *args)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_tokens_add_and_list(tmp_path):
+    assert _cli(tmp_path, "tokens", "add", "RFID-1", "--status", "Blocked").returncode == 0
+    assert "RFID-1\tBlocked" in _cli(tmp_path, "tokens", "list").stdout
+
+
+def test_serve_refuses_a_bad_site_file(tmp_path):
+    bad = tmp_path / "site.toml"
+    bad.write_text('[[chargers]]\nid = "A"\nboot_status = "Maybe"\n')
+    result = _cli(tmp_path, "serve", "--site", str(bad))
+    assert result.returncode == 2
+    assert "chargers[0].boot_status" in result.stderr
+
+
+def test_settings_are_read_from_a_config_file(tmp_path):
+    config = tmp_path / "bridge.env"
+    config.write_text(f"OCPI_BRIDGE_DATABASE_URL=sqlite:///{tmp_path / 'from-file.db'}\n")
+    env = _env(tmp_path, OCPI_BRIDGE_CONFIG_FILE=str(config))
+    del env["OCPI_BRIDGE_DATABASE_URL"]
+    result = subprocess.run(
+        [str(BIN / "ocpi-bridge"), "chargers", "add", "CP-F", "--no-auth"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "from-file.db").exists()
