@@ -52,7 +52,11 @@ class BridgeApp:
             auto_register=settings.auto_register,
         )
         self.transactions = TransactionService(self.db, self.authorizer)
-        self.services = Services(chargers=self.chargers, transactions=self.transactions)
+        self.services = Services(
+            chargers=self.chargers,
+            transactions=self.transactions,
+            base_report=settings.base_report or None,
+        )
         self.registry = ConnectionRegistry()
         self.recorder = FrameRecorder(self.db) if settings.frame_log_enabled else None
         self.ocpp = OcppServer(

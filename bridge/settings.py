@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     ocpp_call_timeout: float = Field(default=30.0, gt=0, description="seconds")
     frame_retention_days: int = Field(default=90, ge=0, description="0 keeps frames forever")
     frame_log_enabled: bool = True
+    base_report: str = Field(
+        default="FullInventory",
+        pattern="^(FullInventory|SummaryInventory|ConfigurationInventory|)$",
+        description="2.0.1 report asked for after an accepted boot; empty asks none",
+    )
     log_level: str = "INFO"
     site_file: str | None = None
 

@@ -24,6 +24,7 @@ from websockets.http11 import Request, Response
 from csms.domain.model import OcppVersion, RegistrationStatus
 from csms.errors import InvalidChargerId
 from csms.ocpp16.chargepoint import ChargePoint16
+from csms.ocpp201.chargepoint import ChargePoint201
 from csms.registry import ConnectionRegistry
 from csms.rpc.connection import RpcConnection
 from csms.services.chargers import Access, validate_charger_id
@@ -34,7 +35,9 @@ log = logging.getLogger(__name__)
 
 PATH_PREFIX = "/ocpp/"
 
+# Order matters: when a charger offers both, the first one listed here is chosen.
 ADAPTERS: dict[str, tuple[OcppVersion, Callable[..., RpcConnection]]] = {
+    "ocpp2.0.1": (OcppVersion.V201, ChargePoint201),
     "ocpp1.6": (OcppVersion.V16, ChargePoint16),
 }
 

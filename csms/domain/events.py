@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from csms.domain.model import (
+    ChargingState,
     ConnectorStatus,
+    EvseInventory,
     EvseRef,
     IdToken,
     MeterReading,
@@ -54,11 +56,30 @@ class ConnectorStatusChanged(DomainEvent):
 class TransactionStarted(DomainEvent):
     transaction_ref: str
     evse: EvseRef
+    """``EvseRef(0, 0)`` while a 2.0.1 transaction has not yet said where it is."""
     id_token: IdToken | None
-    meter_start_wh: int
+    meter_start_wh: int | None
+    """The energy register at the start; ``None`` until the charger reports one."""
     reservation_id: int | None = None
     remote_start_id: int | None = None
     offline: bool = False
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TransactionAuthorized(DomainEvent):
+    """The driver's token arrived after the transaction started (2.0.1 cable first)."""
+
+    transaction_ref: str
+    evse: EvseRef
+    id_token: IdToken
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ChargingStateChanged(DomainEvent):
+    transaction_ref: str
+    evse: EvseRef
+    state: ChargingState
+    previous_state: ChargingState | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -74,7 +95,7 @@ class MeterValuesSampled(DomainEvent):
 class TransactionEnded(DomainEvent):
     transaction_ref: str
     evse: EvseRef
-    meter_stop_wh: int
+    meter_stop_wh: int | None
     energy_wh: int
     reason: str
     id_token: IdToken | None = None
@@ -85,8 +106,38 @@ class UnknownTransactionStopped(DomainEvent):
     """A stop for a transaction id never seen started; kept for the operator, not billed."""
 
     transaction_ref: str
-    meter_stop_wh: int
+    meter_stop_wh: int | None
     reason: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class UnknownTransactionUpdated(DomainEvent):
+    """A 2.0.1 Updated event for a transaction id never seen started; kept, not guessed."""
+
+    transaction_ref: str
+    seq_no: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class InventoryReported(DomainEvent):
+    """The charger's EVSEs and connectors, complete (last page of a 2.0.1 base report)."""
+
+    evses: tuple[EvseInventory, ...]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ReservationStatusChanged(DomainEvent):
+    reservation_id: int
+    status: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ChargingLimitChanged(DomainEvent):
+    """An external limit (EMS, grid operator) set or cleared on the charger."""
+
+    source: str
+    ocpp_evse_id: int | None
+    cleared: bool
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -104,8 +155,14 @@ EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     ChargerBooted,
     ConnectorStatusChanged,
     TransactionStarted,
+    TransactionAuthorized,
+    ChargingStateChanged,
     MeterValuesSampled,
     TransactionEnded,
     UnknownTransactionStopped,
+    UnknownTransactionUpdated,
     ChargerNotified,
+    InventoryReported,
+    ReservationStatusChanged,
+    ChargingLimitChanged,
 )

@@ -88,6 +88,16 @@ class AuthorizationStatus(StrEnum):
     UNKNOWN = "Unknown"
 
 
+class ChargingState(StrEnum):
+    """OCPP 2.0.1 ChargingStateEnumType: what the vehicle and EVSE are doing in a transaction."""
+
+    CHARGING = "Charging"
+    EV_CONNECTED = "EVConnected"
+    SUSPENDED_EV = "SuspendedEV"
+    SUSPENDED_EVSE = "SuspendedEVSE"
+    IDLE = "Idle"
+
+
 class ReadingContext(StrEnum):
     INTERRUPTION_BEGIN = "Interruption.Begin"
     INTERRUPTION_END = "Interruption.End"
@@ -136,3 +146,20 @@ class MeterReading:
             and self.value is not None
             and self.location == "Outlet"
         )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ConnectorInventory:
+    connector_id: int
+    connector_type: str | None = None
+    """OCPP 2.0.1 ConnectorEnumType (``cType2``, ``sType2``, ``cCCS2`` ...) when reported."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EvseInventory:
+    """An EVSE as the charger described it (2.0.1 device model report)."""
+
+    ocpp_evse_id: int
+    connectors: tuple[ConnectorInventory, ...] = ()
+    max_power_w: int | None = None
+    supply_phases: int | None = None

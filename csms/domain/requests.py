@@ -8,7 +8,9 @@ from enum import StrEnum
 
 from csms.domain.model import (
     AuthorizationStatus,
+    ChargingState,
     ConnectorStatus,
+    EvseInventory,
     EvseRef,
     IdToken,
     MeterReading,
@@ -150,3 +152,53 @@ class NotificationReport:
     status: str
     reported_at: datetime
     request_id: int | None = None
+
+
+class TransactionEventType(StrEnum):
+    STARTED = "Started"
+    UPDATED = "Updated"
+    ENDED = "Ended"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TransactionEventReport:
+    """A transaction event whose id the charger chose (OCPP 2.0.1 TransactionEvent)."""
+
+    charger_id: str
+    event_type: TransactionEventType
+    transaction_ref: str
+    seq_no: int
+    occurred_at: datetime
+    trigger_reason: str
+    evse: EvseRef | None = None
+    id_token: IdToken | None = None
+    charging_state: ChargingState | None = None
+    stopped_reason: str | None = None
+    remote_start_id: int | None = None
+    reservation_id: int | None = None
+    offline: bool = False
+    readings: tuple[MeterReading, ...] = field(default=())
+
+
+class TransactionEventOutcome(StrEnum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    AFTER_END = "after-end"
+    UNKNOWN_TRANSACTION = "unknown-transaction"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TransactionEventDecision:
+    outcome: TransactionEventOutcome
+    authorization: AuthorizationDecision | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class InventoryPage:
+    """One page of a 2.0.1 base report, reduced to the EVSEs and connectors it describes."""
+
+    charger_id: str
+    request_id: int
+    seq_no: int
+    more_pages: bool
+    evses: tuple[EvseInventory, ...] = field(default=())

@@ -97,6 +97,8 @@ class RpcConnection:
         self._call_lock = asyncio.Lock()
         self._busy = False
         self._closing = False
+        self._after_reply: list[Callable[[], Awaitable[None]]] = []
+        self._background: set[asyncio.Task[None]] = set()
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -177,12 +179,14 @@ class RpcConnection:
         try:
             payload = await self._dispatch(call)
         except (HandlerError, SchemaViolation, FrameError) as exc:
+            self._after_reply.clear()
             log.warning("%s %s refused: %s", self.charger_id, call.action, exc)
             await self._send_error(
                 CallError(call.unique_id, code_for(exc.error, self.version), exc.description)
             )
             return
         except Exception:
+            self._after_reply.clear()
             log.exception("%s: handler for %s failed", self.charger_id, call.action)
             await self._send_error(
                 CallError(
@@ -193,6 +197,25 @@ class RpcConnection:
             )
             return
         await self._send(encode_result(CallResult(call.unique_id, payload)))
+        follow_ups, self._after_reply = self._after_reply, []
+        for work in follow_ups:
+            self._spawn(work, f"{self.charger_id}-after-{call.action}")
+
+    def after_reply(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Run ``work`` once the answer to the call being handled has been sent (for calls
+        to the charger that must follow our answer, e.g. a report request after a boot)."""
+        self._after_reply.append(work)
+
+    def _spawn(self, work: Callable[[], Awaitable[None]], name: str) -> None:
+        async def guarded() -> None:
+            try:
+                await work()
+            except Exception:
+                log.exception("%s: follow-up %s failed", self.charger_id, name)
+
+        task = asyncio.create_task(guarded(), name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _dispatch(self, call: Call) -> dict[str, Any]:
         route = self._routes.get(call.action)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from sqlalchemy import delete
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -21,22 +22,32 @@ from csms.domain.events import (
     ChargerConnected,
     ChargerDisconnected,
     ChargerNotified,
+    ChargingLimitChanged,
     ConnectorStatusChanged,
+    InventoryReported,
+    ReservationStatusChanged,
 )
-from csms.domain.model import ConnectorStatus, OcppVersion, RegistrationStatus
+from csms.domain.model import (
+    ConnectorInventory,
+    ConnectorStatus,
+    EvseInventory,
+    OcppVersion,
+    RegistrationStatus,
+)
 from csms.domain.requests import (
     BootDecision,
     BootRequest,
     DataTransferDecision,
     DataTransferRequest,
     DataTransferStatus,
+    InventoryPage,
     NotificationReport,
     StatusReport,
 )
 from csms.errors import ChargerAlreadyExists, InvalidChargerId, UnknownCharger
 from csms.passwords import hash_password, verify_password
 from csms.store.database import Database
-from csms.store.tables import ChargerRow, ConnectorRow
+from csms.store.tables import ChargerRow, ConnectorRow, InventoryRow
 
 log = logging.getLogger(__name__)
 
@@ -299,6 +310,60 @@ class ChargerService:
                 )
             )
 
+    async def handle_inventory_page(self, page: InventoryPage) -> None:
+        """Store a page of a 2.0.1 base report; the first page replaces what was known, the
+        last one publishes the complete inventory."""
+        async with self._db.transaction() as uow:
+            session = uow.session
+            await self._charger(session, page.charger_id)
+            if page.seq_no == 0:
+                connection = await session.connection()
+                await connection.execute(
+                    delete(InventoryRow).where(col(InventoryRow.charger_id) == page.charger_id)
+                )
+            for evse in page.evses:
+                await _upsert_inventory(session, page.charger_id, evse)
+            if page.more_pages:
+                return
+            stmt = select(InventoryRow).where(InventoryRow.charger_id == page.charger_id)
+            rows = (await session.exec(stmt)).all()
+            uow.record(
+                InventoryReported(
+                    charger_id=page.charger_id,
+                    occurred_at=self._clock(),
+                    evses=inventory_of(rows),
+                )
+            )
+
+    async def handle_reservation_status(
+        self, charger_id: str, reservation_id: int, status: str
+    ) -> None:
+        async with self._db.transaction() as uow:
+            await self._charger(uow.session, charger_id)
+            uow.record(
+                ReservationStatusChanged(
+                    charger_id=charger_id,
+                    occurred_at=self._clock(),
+                    reservation_id=reservation_id,
+                    status=status,
+                )
+            )
+
+    async def handle_charging_limit(
+        self, charger_id: str, *, source: str, ocpp_evse_id: int | None, cleared: bool
+    ) -> None:
+        async with self._db.transaction() as uow:
+            await self._charger(uow.session, charger_id)
+            uow.record(
+                ChargingLimitChanged(
+                    charger_id=charger_id,
+                    occurred_at=self._clock(),
+                    source=source,
+                    ocpp_evse_id=ocpp_evse_id,
+                    cleared=cleared,
+                )
+            )
+
     async def handle_data_transfer(self, request: DataTransferRequest) -> DataTransferDecision:
         """No vendor extensions are installed: every vendor id is unknown."""
         log.info(
@@ -318,6 +383,48 @@ async def charger_row(session: AsyncSession, charger_id: str) -> ChargerRow:
     if row is None:
         raise UnknownCharger(charger_id)
     return row
+
+
+async def _upsert_inventory(session: AsyncSession, charger_id: str, evse: EvseInventory) -> None:
+    key = (charger_id, evse.ocpp_evse_id, 0)
+    row = await session.get(InventoryRow, key) or InventoryRow(
+        charger_id=charger_id, ocpp_evse_id=evse.ocpp_evse_id, connector_id=0
+    )
+    row.max_power_w = evse.max_power_w if evse.max_power_w is not None else row.max_power_w
+    row.supply_phases = evse.supply_phases if evse.supply_phases is not None else row.supply_phases
+    session.add(row)
+    for connector in evse.connectors:
+        key = (charger_id, evse.ocpp_evse_id, connector.connector_id)
+        crow = await session.get(InventoryRow, key) or InventoryRow(
+            charger_id=charger_id,
+            ocpp_evse_id=evse.ocpp_evse_id,
+            connector_id=connector.connector_id,
+        )
+        if connector.connector_type is not None:
+            crow.connector_type = connector.connector_type
+        session.add(crow)
+
+
+def inventory_of(rows: Sequence[InventoryRow]) -> tuple[EvseInventory, ...]:
+    evses: dict[int, InventoryRow] = {}
+    connectors: dict[int, list[ConnectorInventory]] = {}
+    for row in sorted(rows, key=lambda r: (r.ocpp_evse_id, r.connector_id)):
+        if row.connector_id == 0:
+            evses[row.ocpp_evse_id] = row
+        else:
+            connectors.setdefault(row.ocpp_evse_id, []).append(
+                ConnectorInventory(connector_id=row.connector_id, connector_type=row.connector_type)
+            )
+    ids = sorted(set(evses) | set(connectors))
+    return tuple(
+        EvseInventory(
+            ocpp_evse_id=evse_id,
+            connectors=tuple(connectors.get(evse_id, ())),
+            max_power_w=evses[evse_id].max_power_w if evse_id in evses else None,
+            supply_phases=evses[evse_id].supply_phases if evse_id in evses else None,
+        )
+        for evse_id in ids
+    )
 
 
 async def connector_statuses(db: Database, charger_id: str) -> Sequence[ConnectorRow]:

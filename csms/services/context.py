@@ -16,3 +16,5 @@ class Services:
     chargers: ChargerService
     transactions: TransactionService
     clock: Callable[[], datetime] = utc_now
+    base_report: str | None = "FullInventory"
+    """Report a 2.0.1 station is asked for after an accepted boot; ``None`` asks nothing."""

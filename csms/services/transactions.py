@@ -1,5 +1,14 @@
-"""Charging transactions: start, meter values, stop. Each handler is one database transaction;
-authorization (which may wait on an eMSP) happens before it, never inside it."""
+"""Charging transactions of both OCPP versions: start, events, meter values, stop.
+
+Each handler is one database transaction; authorization (which may wait on an eMSP) happens
+before it, never inside it. OCPP 1.6 reports a transaction with StartTransaction /
+StopTransaction and the CSMS allocates its id; OCPP 2.0.1 reports TransactionEvents whose id the
+charger chose, ordered by ``seqNo``. Both end in the same rows and the same domain events.
+
+Meter readings carried by a start or an end (1.6 ``transactionData``, 2.0.1 Started/Ended) are
+stored and folded into ``TransactionStarted`` / ``TransactionEnded``; readings sent during the
+transaction produce ``MeterValuesSampled``.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +22,21 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from csms.clock import utc_now
 from csms.domain.energy import energy_register_wh
 from csms.domain.events import (
+    ChargingStateChanged,
     MeterValuesSampled,
+    TransactionAuthorized,
     TransactionEnded,
     TransactionStarted,
     UnknownTransactionStopped,
+    UnknownTransactionUpdated,
 )
-from csms.domain.model import EvseRef, MeterReading
+from csms.domain.model import (
+    ChargingState,
+    EvseRef,
+    IdToken,
+    MeterReading,
+    ReadingContext,
+)
 from csms.domain.requests import (
     AuthorizationDecision,
     AuthorizationRequest,
@@ -27,13 +45,19 @@ from csms.domain.requests import (
     StartTransactionRequest,
     StopTransactionDecision,
     StopTransactionRequest,
+    TransactionEventDecision,
+    TransactionEventOutcome,
+    TransactionEventReport,
+    TransactionEventType,
 )
 from csms.ports import TokenAuthorizer
 from csms.services.chargers import charger_row
-from csms.store.database import Database
-from csms.store.tables import MeterValueRow, TransactionRow
+from csms.store.database import Database, UnitOfWork
+from csms.store.tables import MeterValueRow, TransactionEventRow, TransactionRow
 
 log = logging.getLogger(__name__)
+
+UNPLACED = EvseRef(ocpp_evse_id=0, connector_id=0)
 
 
 class TransactionService:
@@ -51,110 +75,45 @@ class TransactionService:
     async def handle_authorize(self, request: AuthorizationRequest) -> AuthorizationDecision:
         return await self._authorizer.authorize(request)
 
+    # --- OCPP 1.6 ------------------------------------------------------------------------
+
     async def handle_start(self, request: StartTransactionRequest) -> StartTransactionDecision:
         """A transaction the charger has started (OCPP 1.6): we allocate its id.
 
         A StartTransaction repeated by the charger (the first answer was lost) gets the id of
         the transaction it already created instead of a second transaction.
         """
-        authorization = await self._authorizer.authorize(
-            AuthorizationRequest(
-                charger_id=request.charger_id, id_token=request.id_token, evse=request.evse
-            )
-        )
-        now = self._clock()
+        authorization = await self._authorize(request.charger_id, request.id_token, request.evse)
         async with self._db.transaction() as uow:
-            session = uow.session
-            charger = await charger_row(session, request.charger_id)
-            charger.last_seen_at = now
-            session.add(charger)
-            existing = await self._same_start(session, request)
+            await self._seen(uow.session, request.charger_id)
+            existing = await self._same_start(uow.session, request)
             if existing is not None:
                 log.info("repeated StartTransaction of %s", request.charger_id)
                 return StartTransactionDecision(
                     transaction_ref=existing.transaction_ref, authorization=authorization
                 )
-            row = TransactionRow(
+            tx = await self._create(
+                uow,
                 charger_id=request.charger_id,
-                transaction_ref="",
-                ocpp_evse_id=request.evse.ocpp_evse_id,
-                connector_id=request.evse.connector_id,
-                id_token=request.id_token.value,
-                id_token_kind=request.id_token.kind.value,
+                transaction_ref=None,
+                evse=request.evse,
+                id_token=request.id_token,
+                authorization=authorization,
                 meter_start_wh=request.meter_start_wh,
-                last_meter_wh=request.meter_start_wh,
                 started_at=request.started_at,
                 reservation_id=request.reservation_id,
-                authorization_status=authorization.status.value,
-                created_at=now,
-                updated_at=now,
-            )
-            session.add(row)
-            await session.flush()
-            assert row.id is not None
-            row.transaction_ref = str(row.id)
-            session.add(row)
-            uow.record(
-                TransactionStarted(
-                    charger_id=request.charger_id,
-                    occurred_at=request.started_at,
-                    transaction_ref=row.transaction_ref,
-                    evse=request.evse,
-                    id_token=request.id_token,
-                    meter_start_wh=request.meter_start_wh,
-                    reservation_id=request.reservation_id,
-                )
             )
         return StartTransactionDecision(
-            transaction_ref=row.transaction_ref, authorization=authorization
+            transaction_ref=tx.transaction_ref, authorization=authorization
         )
-
-    async def handle_meter_values(self, report: MeterValuesReport) -> None:
-        now = self._clock()
-        async with self._db.transaction() as uow:
-            session = uow.session
-            charger = await charger_row(session, report.charger_id)
-            charger.last_seen_at = now
-            session.add(charger)
-            tx = None
-            if report.transaction_ref is not None:
-                tx = await self._transaction(session, report.charger_id, report.transaction_ref)
-                if tx is None:
-                    log.warning(
-                        "MeterValues of %s for unknown transaction %s kept without a transaction",
-                        report.charger_id,
-                        report.transaction_ref,
-                    )
-            _add_readings(session, report.charger_id, report.evse, tx, report.readings)
-            energy_wh = None
-            if tx is not None:
-                self._advance_register(tx, report.readings, now)
-                session.add(tx)
-                energy_wh = tx.energy_wh
-            uow.record(
-                MeterValuesSampled(
-                    charger_id=report.charger_id,
-                    occurred_at=max((r.sampled_at for r in report.readings), default=now),
-                    evse=report.evse,
-                    transaction_ref=tx.transaction_ref if tx is not None else None,
-                    readings=report.readings,
-                    energy_wh=energy_wh,
-                )
-            )
 
     async def handle_stop(self, request: StopTransactionRequest) -> StopTransactionDecision:
         authorization = None
         if request.id_token is not None:
-            authorization = await self._authorizer.authorize(
-                AuthorizationRequest(charger_id=request.charger_id, id_token=request.id_token)
-            )
-        now = self._clock()
+            authorization = await self._authorize(request.charger_id, request.id_token, None)
         async with self._db.transaction() as uow:
-            session = uow.session
-            charger = await charger_row(session, request.charger_id)
-            charger.last_seen_at = now
-            session.add(charger)
-            tx = await self._transaction(session, request.charger_id, request.transaction_ref)
+            await self._seen(uow.session, request.charger_id)
+            tx = await self._find(uow.session, request.charger_id, request.transaction_ref)
             if tx is None:
                 log.warning(
                     "StopTransaction of %s for unknown transaction %s: acknowledged, not billed",
@@ -175,49 +134,396 @@ class TransactionService:
                 )
             if tx.ended_at is not None:
                 log.info(
-                    "repeated StopTransaction of %s for %s ignored",
-                    request.charger_id,
-                    request.transaction_ref,
+                    "repeated StopTransaction of %s/%s ignored", tx.charger_id, tx.transaction_ref
                 )
                 return StopTransactionDecision(
                     known=True, already_ended=True, authorization=authorization
                 )
-            evse = EvseRef(ocpp_evse_id=tx.ocpp_evse_id, connector_id=tx.connector_id)
-            _add_readings(session, request.charger_id, evse, tx, request.readings)
-            self._advance_register(tx, request.readings, now)
-            if request.meter_stop_wh < tx.meter_start_wh:
-                log.warning(
-                    "meterStop %s below meterStart %s for %s/%s: energy counted as 0",
-                    request.meter_stop_wh,
-                    tx.meter_start_wh,
-                    request.charger_id,
-                    tx.transaction_ref,
-                )
-            tx.meter_stop_wh = request.meter_stop_wh
-            tx.last_meter_wh = max(tx.last_meter_wh, request.meter_stop_wh)
-            tx.ended_at = request.ended_at
-            tx.stop_reason = request.reason
-            tx.stop_id_token = request.id_token.value if request.id_token else None
-            tx.updated_at = now
-            session.add(tx)
-            uow.record(
-                TransactionEnded(
-                    charger_id=request.charger_id,
-                    occurred_at=request.ended_at,
-                    transaction_ref=tx.transaction_ref,
-                    evse=evse,
-                    meter_stop_wh=request.meter_stop_wh,
-                    energy_wh=tx.energy_wh,
-                    reason=request.reason,
-                    id_token=request.id_token,
-                )
+            _add_readings(uow.session, tx.charger_id, _evse_of(tx), tx, request.readings)
+            self._advance_register(tx, request.readings)
+            self._end(
+                uow,
+                tx,
+                ended_at=request.ended_at,
+                meter_stop_wh=request.meter_stop_wh,
+                reason=request.reason,
+                id_token=request.id_token,
             )
         return StopTransactionDecision(known=True, already_ended=False, authorization=authorization)
 
-    # --- helpers -------------------------------------------------------------------------
+    # --- OCPP 2.0.1 ----------------------------------------------------------------------
+
+    async def handle_transaction_event(
+        self, report: TransactionEventReport
+    ) -> TransactionEventDecision:
+        """Apply one 2.0.1 TransactionEvent; it is always answered, never rejected."""
+        authorization = None
+        if report.id_token is not None:
+            authorization = await self._authorize(report.charger_id, report.id_token, report.evse)
+        async with self._db.transaction() as uow:
+            outcome = await self._apply_event(uow, report, authorization)
+        return TransactionEventDecision(outcome=outcome, authorization=authorization)
+
+    async def _apply_event(
+        self,
+        uow: UnitOfWork,
+        report: TransactionEventReport,
+        authorization: AuthorizationDecision | None,
+    ) -> TransactionEventOutcome:
+        session = uow.session
+        await self._seen(session, report.charger_id)
+        tx = await self._find(session, report.charger_id, report.transaction_ref)
+        if tx is None:
+            if report.event_type is not TransactionEventType.STARTED:
+                return self._unknown(uow, report)
+            tx = await self._create(
+                uow,
+                charger_id=report.charger_id,
+                transaction_ref=report.transaction_ref,
+                evse=report.evse or UNPLACED,
+                id_token=report.id_token,
+                authorization=authorization,
+                meter_start_wh=_begin_register(report.readings),
+                started_at=report.occurred_at,
+                reservation_id=report.reservation_id,
+                remote_start_id=report.remote_start_id,
+                offline=report.offline,
+            )
+            _add_readings(session, tx.charger_id, _evse_of(tx), tx, report.readings)
+            self._advance_register(tx, report.readings)
+        else:
+            assert tx.id is not None
+            if await self._seq_seen(session, tx.id, report.seq_no):
+                log.info(
+                    "duplicate TransactionEvent %s/%s seqNo %s",
+                    tx.charger_id,
+                    tx.transaction_ref,
+                    report.seq_no,
+                )
+                return TransactionEventOutcome.DUPLICATE
+            if tx.ended_at is not None:
+                log.info(
+                    "TransactionEvent after Ended for %s/%s ignored",
+                    tx.charger_id,
+                    tx.transaction_ref,
+                )
+                return TransactionEventOutcome.AFTER_END
+            self._place(tx, report.evse)
+            self._authorize_late(uow, tx, report, authorization)
+        self._note_seq(session, tx, report)
+        self._charging_state(uow, tx, report)
+        if tx.remote_start_id is None and report.remote_start_id is not None:
+            tx.remote_start_id = report.remote_start_id
+        if report.event_type is TransactionEventType.UPDATED and report.readings:
+            self._sampled(uow, tx, report.readings)
+        if report.event_type is TransactionEventType.ENDED:
+            _add_readings(session, tx.charger_id, _evse_of(tx), tx, report.readings)
+            self._advance_register(tx, report.readings)
+            self._end(
+                uow,
+                tx,
+                ended_at=report.occurred_at,
+                meter_stop_wh=tx.last_meter_wh,
+                reason=report.stopped_reason or "Local",
+                id_token=report.id_token,
+            )
+        tx.updated_at = self._clock()
+        session.add(tx)
+        return TransactionEventOutcome.APPLIED
+
+    def _unknown(self, uow: UnitOfWork, report: TransactionEventReport) -> TransactionEventOutcome:
+        log.warning(
+            "TransactionEvent %s of %s for unknown transaction %s: acknowledged, not applied",
+            report.event_type.value,
+            report.charger_id,
+            report.transaction_ref,
+        )
+        if report.event_type is TransactionEventType.ENDED:
+            uow.record(
+                UnknownTransactionStopped(
+                    charger_id=report.charger_id,
+                    occurred_at=report.occurred_at,
+                    transaction_ref=report.transaction_ref,
+                    meter_stop_wh=energy_register_wh(report.readings),
+                    reason=report.stopped_reason or "Local",
+                )
+            )
+        else:
+            uow.record(
+                UnknownTransactionUpdated(
+                    charger_id=report.charger_id,
+                    occurred_at=report.occurred_at,
+                    transaction_ref=report.transaction_ref,
+                    seq_no=report.seq_no,
+                )
+            )
+        return TransactionEventOutcome.UNKNOWN_TRANSACTION
+
+    # --- meter values (both versions) ----------------------------------------------------
+
+    async def handle_meter_values(self, report: MeterValuesReport) -> None:
+        async with self._db.transaction() as uow:
+            session = uow.session
+            await self._seen(session, report.charger_id)
+            tx = None
+            if report.transaction_ref is not None:
+                tx = await self._find(session, report.charger_id, report.transaction_ref)
+                if tx is None:
+                    log.warning(
+                        "MeterValues of %s for unknown transaction %s kept without a transaction",
+                        report.charger_id,
+                        report.transaction_ref,
+                    )
+            if tx is not None:
+                self._sampled(uow, tx, report.readings)
+                session.add(tx)
+                return
+            _add_readings(session, report.charger_id, report.evse, None, report.readings)
+            uow.record(
+                MeterValuesSampled(
+                    charger_id=report.charger_id,
+                    occurred_at=max((r.sampled_at for r in report.readings), default=self._clock()),
+                    evse=report.evse,
+                    transaction_ref=None,
+                    readings=report.readings,
+                )
+            )
+
+    # --- shared steps --------------------------------------------------------------------
+
+    async def _authorize(
+        self, charger_id: str, id_token: IdToken, evse: EvseRef | None
+    ) -> AuthorizationDecision:
+        return await self._authorizer.authorize(
+            AuthorizationRequest(charger_id=charger_id, id_token=id_token, evse=evse)
+        )
+
+    async def _seen(self, session: AsyncSession, charger_id: str) -> None:
+        charger = await charger_row(session, charger_id)
+        charger.last_seen_at = self._clock()
+        session.add(charger)
+
+    async def _create(
+        self,
+        uow: UnitOfWork,
+        *,
+        charger_id: str,
+        transaction_ref: str | None,
+        evse: EvseRef,
+        id_token: IdToken | None,
+        authorization: AuthorizationDecision | None,
+        meter_start_wh: int | None,
+        started_at: datetime,
+        reservation_id: int | None,
+        remote_start_id: int | None = None,
+        offline: bool = False,
+    ) -> TransactionRow:
+        """A new transaction; without ``transaction_ref`` its id is allocated (1.6)."""
+        now = self._clock()
+        tx = TransactionRow(
+            charger_id=charger_id,
+            transaction_ref=transaction_ref or "",
+            ocpp_evse_id=evse.ocpp_evse_id,
+            connector_id=evse.connector_id,
+            id_token=id_token.value if id_token else None,
+            id_token_kind=id_token.kind.value if id_token else None,
+            meter_start_wh=meter_start_wh,
+            last_meter_wh=meter_start_wh,
+            started_at=started_at,
+            reservation_id=reservation_id,
+            remote_start_id=remote_start_id,
+            offline=offline,
+            authorization_status=authorization.status.value if authorization else None,
+            created_at=now,
+            updated_at=now,
+        )
+        uow.session.add(tx)
+        await uow.session.flush()
+        if transaction_ref is None:
+            assert tx.id is not None
+            tx.transaction_ref = str(tx.id)
+            uow.session.add(tx)
+        uow.record(
+            TransactionStarted(
+                charger_id=charger_id,
+                occurred_at=started_at,
+                transaction_ref=tx.transaction_ref,
+                evse=evse,
+                id_token=id_token,
+                meter_start_wh=meter_start_wh,
+                reservation_id=reservation_id,
+                remote_start_id=remote_start_id,
+                offline=offline,
+            )
+        )
+        return tx
+
+    def _end(
+        self,
+        uow: UnitOfWork,
+        tx: TransactionRow,
+        *,
+        ended_at: datetime,
+        meter_stop_wh: int | None,
+        reason: str,
+        id_token: IdToken | None,
+    ) -> None:
+        if (
+            meter_stop_wh is not None
+            and tx.meter_start_wh is not None
+            and meter_stop_wh < tx.meter_start_wh
+        ):
+            log.warning(
+                "meter stop %s below meter start %s for %s/%s: energy counted as 0",
+                meter_stop_wh,
+                tx.meter_start_wh,
+                tx.charger_id,
+                tx.transaction_ref,
+            )
+        if meter_stop_wh is not None:
+            tx.meter_stop_wh = meter_stop_wh
+            tx.last_meter_wh = max(tx.last_meter_wh or meter_stop_wh, meter_stop_wh)
+        tx.ended_at = ended_at
+        tx.stop_reason = reason
+        tx.stop_id_token = id_token.value if id_token else None
+        tx.updated_at = self._clock()
+        uow.session.add(tx)
+        uow.record(
+            TransactionEnded(
+                charger_id=tx.charger_id,
+                occurred_at=ended_at,
+                transaction_ref=tx.transaction_ref,
+                evse=_evse_of(tx),
+                meter_stop_wh=tx.meter_stop_wh,
+                energy_wh=tx.energy_wh,
+                reason=reason,
+                id_token=id_token,
+            )
+        )
+
+    def _sampled(
+        self, uow: UnitOfWork, tx: TransactionRow, readings: tuple[MeterReading, ...]
+    ) -> None:
+        _add_readings(uow.session, tx.charger_id, _evse_of(tx), tx, readings)
+        self._advance_register(tx, readings)
+        tx.updated_at = self._clock()
+        uow.record(
+            MeterValuesSampled(
+                charger_id=tx.charger_id,
+                occurred_at=max((r.sampled_at for r in readings), default=self._clock()),
+                evse=_evse_of(tx),
+                transaction_ref=tx.transaction_ref,
+                readings=readings,
+                energy_wh=tx.energy_wh,
+            )
+        )
 
     @staticmethod
-    async def _transaction(
+    def _advance_register(tx: TransactionRow, readings: Iterable[MeterReading]) -> None:
+        register = energy_register_wh(readings)
+        if register is None:
+            return
+        if tx.meter_start_wh is None:
+            tx.meter_start_wh = register
+        if tx.last_meter_wh is not None and register < tx.last_meter_wh:
+            log.warning(
+                "energy register of %s/%s went back from %s to %s Wh: kept %s",
+                tx.charger_id,
+                tx.transaction_ref,
+                tx.last_meter_wh,
+                register,
+                tx.last_meter_wh,
+            )
+            return
+        tx.last_meter_wh = register
+
+    @staticmethod
+    def _place(tx: TransactionRow, evse: EvseRef | None) -> None:
+        if evse is not None and _evse_of(tx) == UNPLACED:
+            tx.ocpp_evse_id = evse.ocpp_evse_id
+            tx.connector_id = evse.connector_id
+
+    def _authorize_late(
+        self,
+        uow: UnitOfWork,
+        tx: TransactionRow,
+        report: TransactionEventReport,
+        authorization: AuthorizationDecision | None,
+    ) -> None:
+        if tx.id_token is not None or report.id_token is None:
+            return
+        tx.id_token = report.id_token.value
+        tx.id_token_kind = report.id_token.kind.value
+        tx.authorization_status = authorization.status.value if authorization else None
+        uow.record(
+            TransactionAuthorized(
+                charger_id=tx.charger_id,
+                occurred_at=report.occurred_at,
+                transaction_ref=tx.transaction_ref,
+                evse=_evse_of(tx),
+                id_token=report.id_token,
+            )
+        )
+
+    def _charging_state(
+        self, uow: UnitOfWork, tx: TransactionRow, report: TransactionEventReport
+    ) -> None:
+        state = report.charging_state
+        if state is None or state.value == tx.charging_state:
+            return
+        previous = ChargingState(tx.charging_state) if tx.charging_state else None
+        tx.charging_state = state.value
+        uow.record(
+            ChargingStateChanged(
+                charger_id=tx.charger_id,
+                occurred_at=report.occurred_at,
+                transaction_ref=tx.transaction_ref,
+                evse=_evse_of(tx),
+                state=state,
+                previous_state=previous,
+            )
+        )
+
+    @staticmethod
+    def _note_seq(
+        session: AsyncSession, tx: TransactionRow, report: TransactionEventReport
+    ) -> None:
+        assert tx.id is not None
+        expected = 0 if tx.last_seq_no is None else tx.last_seq_no + 1
+        if report.seq_no > expected:
+            missing = ",".join(str(n) for n in range(expected, report.seq_no))
+            log.warning(
+                "TransactionEvent seqNo gap for %s/%s: missing %s",
+                tx.charger_id,
+                tx.transaction_ref,
+                missing,
+            )
+            tx.missing_seq_nos = ",".join(filter(None, [tx.missing_seq_nos, missing]))
+        elif tx.missing_seq_nos and str(report.seq_no) in tx.missing_seq_nos.split(","):
+            remaining = [n for n in tx.missing_seq_nos.split(",") if n != str(report.seq_no)]
+            tx.missing_seq_nos = ",".join(remaining) or None
+        tx.last_seq_no = max(report.seq_no, tx.last_seq_no if tx.last_seq_no is not None else -1)
+        session.add(
+            TransactionEventRow(
+                transaction_id=tx.id,
+                seq_no=report.seq_no,
+                event_type=report.event_type.value,
+                trigger_reason=report.trigger_reason,
+                occurred_at=report.occurred_at,
+                offline=report.offline,
+            )
+        )
+
+    @staticmethod
+    async def _seq_seen(session: AsyncSession, transaction_id: int, seq_no: int) -> bool:
+        stmt = select(TransactionEventRow.id).where(
+            TransactionEventRow.transaction_id == transaction_id,
+            TransactionEventRow.seq_no == seq_no,
+        )
+        return (await session.exec(stmt)).first() is not None
+
+    @staticmethod
+    async def _find(
         session: AsyncSession, charger_id: str, transaction_ref: str
     ) -> TransactionRow | None:
         stmt = select(TransactionRow).where(
@@ -239,25 +545,14 @@ class TransactionService:
         )
         return (await session.exec(stmt)).first()
 
-    @staticmethod
-    def _advance_register(
-        tx: TransactionRow, readings: Iterable[MeterReading], now: datetime
-    ) -> None:
-        register = energy_register_wh(readings)
-        if register is None:
-            return
-        if register < tx.last_meter_wh:
-            log.warning(
-                "energy register of %s/%s went back from %s to %s Wh: kept %s",
-                tx.charger_id,
-                tx.transaction_ref,
-                tx.last_meter_wh,
-                register,
-                tx.last_meter_wh,
-            )
-            return
-        tx.last_meter_wh = register
-        tx.updated_at = now
+
+def _evse_of(tx: TransactionRow) -> EvseRef:
+    return EvseRef(ocpp_evse_id=tx.ocpp_evse_id, connector_id=tx.connector_id)
+
+
+def _begin_register(readings: tuple[MeterReading, ...]) -> int | None:
+    begin = [r for r in readings if r.context is ReadingContext.TRANSACTION_BEGIN]
+    return energy_register_wh(begin or readings)
 
 
 def _add_readings(

@@ -68,22 +68,59 @@ class TransactionRow(SQLModel, table=True):
     connector_id: int
     id_token: str | None = None
     id_token_kind: str | None = None
-    meter_start_wh: int
-    last_meter_wh: int
+    meter_start_wh: int | None = None
+    last_meter_wh: int | None = None
     meter_stop_wh: int | None = None
     started_at: datetime = Field(sa_column=_utc_column(nullable=False))
     ended_at: datetime | None = Field(default=None, sa_column=_utc_column())
     stop_reason: str | None = None
     stop_id_token: str | None = None
     reservation_id: int | None = None
+    remote_start_id: int | None = None
     authorization_status: str | None = None
+    charging_state: str | None = None
+    offline: bool = False
+    last_seq_no: int | None = None
+    missing_seq_nos: str | None = Field(
+        default=None, description="2.0.1 seqNo gaps, comma-separated"
+    )
     created_at: datetime = Field(sa_column=_utc_column(nullable=False))
     updated_at: datetime = Field(sa_column=_utc_column(nullable=False))
 
     @property
     def energy_wh(self) -> int:
         end = self.meter_stop_wh if self.meter_stop_wh is not None else self.last_meter_wh
+        if end is None or self.meter_start_wh is None:
+            return 0
         return max(0, end - self.meter_start_wh)
+
+
+class TransactionEventRow(SQLModel, table=True):
+    """2.0.1 TransactionEvents applied, by seqNo: de-duplication and gap detection."""
+
+    __tablename__ = "transaction_events"
+    __table_args__ = (UniqueConstraint("transaction_id", "seq_no"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    transaction_id: int = Field(foreign_key="transactions.id")
+    seq_no: int
+    event_type: str
+    trigger_reason: str
+    occurred_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    offline: bool = False
+
+
+class InventoryRow(SQLModel, table=True):
+    """EVSEs (``connector_id`` 0) and connectors a charger reported about itself."""
+
+    __tablename__ = "inventory"
+
+    charger_id: str = Field(primary_key=True, foreign_key="chargers.charger_id")
+    ocpp_evse_id: int = Field(primary_key=True)
+    connector_id: int = Field(primary_key=True)
+    connector_type: str | None = None
+    max_power_w: int | None = None
+    supply_phases: int | None = None
 
 
 class MeterValueRow(SQLModel, table=True):
