@@ -8,35 +8,19 @@ raises ``CallErrorReceived`` when the central system answered with a CallError. 
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import itertools
-import logging
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Self
-from urllib.parse import quote
+from typing import Any
 
-from ocpp.exceptions import OCPPError, UnknownCallErrorCodeError
-from ocpp.messages import Call, CallError, CallResult, unpack
 from ocpp.v16 import ChargePoint, call
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
-from websockets.protocol import State
-from websockets.typing import Subprotocol
 
-from simulators.charger.common import (
-    CallErrorReceived,
-    basic_auth_header,
-    format_timestamp,
-    utc_now,
-)
+from simulators.charger.common import CallErrorReceived, format_timestamp, utc_now
+from simulators.charger.core import SimulatorCore
 from simulators.charger.v16_handlers import CsmsCallHandlers16, default_configuration
 
 __all__ = ["CallErrorReceived", "ChargerSimulator16", "SimulatorConfig16"]
-
-LOGGER = logging.getLogger(__name__)
 
 
 @dataclass
@@ -61,101 +45,18 @@ class _Queued:
     placeholder: int | None = None  # local transaction id handed out for a queued start
 
 
-class ChargerSimulator16(CsmsCallHandlers16, ChargePoint):  # type: ignore[misc]
+class ChargerSimulator16(CsmsCallHandlers16, SimulatorCore, ChargePoint):  # type: ignore[misc]
+    task_prefix = "ocpp16"
+    config: SimulatorConfig16
+
     def __init__(self, config: SimulatorConfig16) -> None:
-        super().__init__(config.charger_id, None, response_timeout=config.response_timeout)
-        self.config = config
+        super().__init__(config)
         self.configuration = default_configuration(config.connectors)
-        # CSMS -> charger: every call received, and the fault knobs applied to them.
-        self.received_calls: list[tuple[str, dict[str, Any]]] = []
-        self.silent_actions: set[str] = set()
-        self.call_error_actions: dict[str, str] = {}
-        self.answers: dict[str, dict[str, Any]] = {}
         # Offline queue and placeholder -> real transaction id map.
         self.transaction_id_map: dict[int, int] = {}
-        self.receive_error: BaseException | None = None
         self._offline = False
         self._queue: list[_Queued] = []
         self._placeholders = itertools.count(-1, -1)
-        self._ws: ClientConnection | None = None
-        self._receive_task: asyncio.Task[None] | None = None
-        self._pending: set[str] = set()
-        self._replies: dict[str, Any] = {}  # unique id -> CallResult | CallError
-        self._unsolicited: asyncio.Queue[str] = asyncio.Queue()
-        self._call_seen = asyncio.Event()
-        self._calls_waited: dict[str, int] = {}
-
-    # ------------------------------------------------------------------ connection lifecycle
-
-    @property
-    def url(self) -> str:
-        return f"{self.config.url.rstrip('/')}/{quote(self.config.charger_id, safe='')}"
-
-    @property
-    def connected(self) -> bool:
-        return (
-            self._ws is not None
-            and self._ws.state is State.OPEN
-            and self._receive_task is not None
-            and not self._receive_task.done()
-        )
-
-    @property
-    def subprotocol(self) -> str | None:
-        """Subprotocol selected by the CSMS during the handshake (None if none)."""
-        return None if self._ws is None else self._ws.subprotocol
-
-    async def connect(self) -> None:
-        if self.connected:
-            raise RuntimeError(f"{self.config.charger_id} is already connected")
-        headers = {}
-        if self.config.password is not None:
-            headers["Authorization"] = basic_auth_header(
-                self.config.charger_id, self.config.password
-            )
-        self._ws = await connect(
-            self.url,
-            subprotocols=[Subprotocol(p) for p in self.config.subprotocols] or None,
-            compression=None,
-            additional_headers=headers,
-            open_timeout=self.config.response_timeout,
-        )
-        self._connection = self._ws
-        self._response_queue: asyncio.Queue[Any] = asyncio.Queue()
-        self.receive_error = None
-        self._receive_task = asyncio.create_task(
-            self._receive_loop(), name=f"ocpp16-receive-{self.config.charger_id}"
-        )
-
-    async def disconnect(self) -> None:
-        if self._ws is not None:
-            await self._ws.close()
-        if self._receive_task is not None:
-            await self._receive_task
-
-    async def __aenter__(self) -> Self:
-        await self.connect()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.disconnect()
-
-    async def _receive_loop(self) -> None:
-        try:
-            await self.start()  # the library's loop: recv() + route_message() forever
-        except ConnectionClosedOK:
-            pass
-        except Exception as exc:
-            LOGGER.warning("%s: receive loop ended: %r", self.config.charger_id, exc)
-            self.receive_error = exc
-
-    def _require_connection(self) -> tuple[ClientConnection, asyncio.Task[None]]:
-        if self._ws is None or self._receive_task is None:
-            raise ConnectionError(f"{self.config.charger_id} is not connected")
-        if not self.connected:
-            code = self._ws.close_code
-            raise ConnectionError(f"{self.config.charger_id}: connection closed (code {code})")
-        return self._ws, self._receive_task
 
     # ------------------------------------------------------------------ charger -> CSMS
 
@@ -272,47 +173,6 @@ class ChargerSimulator16(CsmsCallHandlers16, ChargePoint):  # type: ignore[misc]
     async def firmware_status(self, status: str) -> dict[str, Any]:
         return await self._call(call.FirmwareStatusNotification(status=status))
 
-    async def send_raw(self, text: str) -> None:
-        ws, _ = self._require_connection()
-        await ws.send(text)
-
-    async def recv_raw(self, timeout: float = 5.0) -> str:  # noqa: ASYNC109 (public API)
-        """Next frame that was neither a reply to our own calls nor a CSMS-initiated call."""
-        return await asyncio.wait_for(self._unsolicited.get(), timeout)
-
-    async def _call(self, payload: Any) -> dict[str, Any]:
-        """Send ``payload`` via the library's ``call`` and return the raw reply payload."""
-        _, receive_task = self._require_connection()
-        payload = self._with_real_transaction_id(payload)
-        unique_id = str(uuid.uuid4())
-        self._pending.add(unique_id)
-        call_task: asyncio.Future[Any] = asyncio.ensure_future(
-            self.call(payload, suppress=False, unique_id=unique_id)
-        )
-        try:
-            await asyncio.wait({call_task, receive_task}, return_when=asyncio.FIRST_COMPLETED)
-            if not call_task.done():
-                raise ConnectionError(
-                    f"connection closed while waiting for the {type(payload).__name__} reply"
-                )
-            call_task.result()
-        except (OCPPError, UnknownCallErrorCodeError) as exc:
-            # The library maps CallErrors to exceptions (UnknownCallErrorCodeError for
-            # non-standard codes); report the raw CallError instead.
-            reply = self._replies.get(unique_id)
-            if isinstance(reply, CallError):
-                raise CallErrorReceived(
-                    str(reply.error_code), str(reply.error_description), reply.error_details
-                ) from exc
-            raise
-        except ConnectionClosed as exc:
-            raise ConnectionError(f"connection closed: {exc}") from exc
-        finally:
-            call_task.cancel()
-            self._pending.discard(unique_id)
-            reply = self._replies.pop(unique_id, None)
-        return dict(reply.payload)
-
     # ------------------------------------------------------------------ offline behaviour
 
     @property
@@ -353,57 +213,9 @@ class ChargerSimulator16(CsmsCallHandlers16, ChargePoint):  # type: ignore[misc]
             return {}
         return await self._call(payload)
 
-    def _with_real_transaction_id(self, payload: Any) -> Any:
+    def _prepare_payload(self, payload: Any) -> Any:
+        """Replace a placeholder transaction id by the one the CSMS assigned."""
         placeholder = getattr(payload, "transaction_id", None)
         if placeholder in self.transaction_id_map:
             return dataclasses.replace(payload, transaction_id=self.transaction_id_map[placeholder])
         return payload
-
-    # ------------------------------------------------------------------ CSMS -> charger
-
-    async def wait_for_call(
-        self,
-        action: str,
-        timeout: float = 5.0,  # noqa: ASYNC109 (mirrors recv_raw)
-    ) -> dict[str, Any]:
-        """Payload of the next not-yet-awaited CSMS call of ``action`` (waits if needed)."""
-        async with asyncio.timeout(timeout):
-            while True:
-                matches = [payload for name, payload in self.received_calls if name == action]
-                seen = self._calls_waited.get(action, 0)
-                if len(matches) > seen:
-                    self._calls_waited[action] = seen + 1
-                    return matches[seen]
-                self._call_seen.clear()
-                await self._call_seen.wait()
-
-    async def route_message(self, raw_msg: str | bytes) -> None:
-        """Split incoming frames: our replies, CSMS calls, and unsolicited frames (recv_raw)."""
-        text = raw_msg if isinstance(raw_msg, str) else raw_msg.decode(errors="replace")
-        try:
-            msg = unpack(raw_msg)
-        except OCPPError:
-            LOGGER.warning("%s: received a non-OCPP frame: %s", self.config.charger_id, text)
-            self._unsolicited.put_nowait(text)
-            return
-        if isinstance(msg, Call):
-            await self._on_csms_call(msg, raw_msg)
-        elif isinstance(msg.unique_id, str) and msg.unique_id in self._pending:
-            self._replies[msg.unique_id] = msg
-            self._response_queue.put_nowait(msg)
-        else:
-            self._unsolicited.put_nowait(text)
-
-    async def _on_csms_call(self, msg: Any, raw_msg: str | bytes) -> None:
-        action = str(msg.action)
-        self.received_calls.append((action, msg.payload if isinstance(msg.payload, dict) else {}))
-        self._call_seen.set()
-        if action in self.silent_actions:
-            return
-        if action in self.call_error_actions:
-            error = CallError(msg.unique_id, self.call_error_actions[action], "Simulated error", {})
-            await self._send(error.to_json())
-        elif action in self.answers:
-            await self._send(CallResult(msg.unique_id, self.answers[action]).to_json())
-        else:
-            await super().route_message(raw_msg)

@@ -23,7 +23,6 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Subprotocol
 
 from simulators.charger.__main__ import build_parser
-from simulators.charger.__main__ import main as cli_main
 from simulators.charger.__main__ import run as cli_run
 from simulators.charger.common import format_timestamp
 from simulators.charger.scenarios import SCENARIOS
@@ -443,13 +442,6 @@ async def test_cli_reports_http_status_when_password_wrong(
 
     assert code == 1
     assert capsys.readouterr().err.strip() == "connection refused: HTTP 401"
-
-
-def test_cli_exits_2_when_ocpp_201_requested(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as caught:
-        cli_main(["--ocpp", "2.0.1", "--url", "ws://127.0.0.1:9/ocpp", "--id", "CP1"])
-    assert caught.value.code == 2
-    assert "not supported yet" in capsys.readouterr().err
 
 
 def test_naive_timestamp_rejected_when_formatting() -> None:
