@@ -464,3 +464,42 @@ async def test_bad_timestamp_in_transaction_event_writes_nothing(station):
     assert answer[:3] == [4, "bad", "PropertyConstraintViolation"]
     assert await all_rows(app, TransactionRow) == []
     assert await all_rows(app, TransactionEventRow) == []
+
+
+async def test_basic_auth_is_enforced_for_201_as_for_16(tmp_path):
+    from websockets.exceptions import InvalidStatus
+
+    async with running_bridge(tmp_path, base_report="") as app:
+        await add_charger(app, "CS1")
+        with pytest.raises(InvalidStatus) as refused:
+            async with raw_charger(
+                app, "CS1", password="wrong-password-00000", subprotocols=("ocpp2.0.1",)
+            ):
+                pass
+        assert refused.value.response.status_code == 401
+
+
+async def test_oversize_frame_closes_a_201_connection_with_1009(tmp_path):
+    from websockets.exceptions import ConnectionClosed
+
+    async with running_bridge(tmp_path, base_report="", ocpp_max_frame_bytes=2048) as app:
+        await add_charger(app, "CS1")
+        async with raw_charger(app, "CS1", subprotocols=("ocpp2.0.1",)) as ws:
+            await ws.send(json.dumps(call("DataTransfer", {"vendorId": "v", "data": "x" * 3000})))
+            with pytest.raises(ConnectionClosed):
+                await receive(ws)
+            assert ws.close_code == 1009
+
+
+async def test_pending_station_gets_security_error_for_transaction_events(tmp_path):
+    from csms.domain.model import RegistrationStatus
+
+    async with running_bridge(tmp_path, base_report="") as app:
+        await app.chargers.register(
+            "CS1", password=None, allow_no_auth=True, boot_status=RegistrationStatus.PENDING
+        )
+        async with raw_charger(app, "CS1", password=None, subprotocols=("ocpp2.0.1",)) as ws:
+            assert (await exchange(ws, call("BootNotification", BOOT)))[2]["status"] == "Pending"
+            answer = await exchange(ws, call("TransactionEvent", tx_event("Started", 0), "te"))
+            assert answer[:3] == [4, "te", "SecurityError"]
+        assert await all_rows(app, TransactionRow) == []

@@ -205,3 +205,18 @@ async def test_same_session_over_16_and_201_gives_equal_events_and_data(tmp_path
     # 4 samples of energy, power, 3 phase currents and SoC, plus the begin and end registers.
     assert len(trace16["meter"]) == 4 * 6 + 2
     assert trace16["meter"] == trace201["meter"]
+
+
+@pytest.mark.parametrize(
+    ("knob", "value"),
+    [("answers", {"status": "NotSupported"}), ("call_error_actions", "NotImplemented")],
+)
+async def test_refused_base_report_is_logged_and_changes_nothing(bridge, sim, knob, value, caplog):
+    getattr(sim, knob)["GetBaseReport"] = value
+    await sim.boot()
+    await sim.wait_for_call("GetBaseReport")
+    async with asyncio.timeout(5):
+        while "did not accept GetBaseReport" not in caplog.text:
+            await asyncio.sleep(0.02)
+    assert await all_rows(bridge, InventoryRow) == []
+    assert (await sim.heartbeat())["currentTime"]
