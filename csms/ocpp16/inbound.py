@@ -34,20 +34,11 @@ from csms.domain.requests import (
     StatusReport,
     StopTransactionRequest,
 )
+from csms.domain.units import normalize
 from csms.rpc.connection import HandlerError
 from csms.rpc.frames import RpcError
 
 Clock = Callable[[], datetime]
-
-# Normalized units: energy in Wh, power in W, reactive in var(h), apparent power in VA.
-_UNIT_SCALE: dict[str, tuple[str, Decimal]] = {
-    "kWh": ("Wh", Decimal(1000)),
-    "kW": ("W", Decimal(1000)),
-    "kvarh": ("varh", Decimal(1000)),
-    "kvar": ("var", Decimal(1000)),
-    "kVA": ("VA", Decimal(1000)),
-    "Celcius": ("Celsius", Decimal(1)),
-}
 
 # The 1.6 schema defaults `unit` to Wh whatever the measurand; chargers that omit it for
 # power, current or SoC mean the measurand's natural unit.
@@ -199,11 +190,11 @@ def _reading(sampled: dict[str, Any], sampled_at: datetime, where: str) -> Meter
         raise HandlerError(
             RpcError.PROPERTY_CONSTRAINT_VIOLATION, f"{where}/value: {raw!r} is not a number"
         ) from exc
-    unit, scale = _UNIT_SCALE.get(unit, (unit, Decimal(1)))
+    value, unit = normalize(value, unit)
     return MeterReading(
         sampled_at=sampled_at,
         measurand=measurand,
-        value=value * scale,
+        value=value,
         unit=unit,
         context=context,
         phase=phase,

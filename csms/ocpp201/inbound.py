@@ -33,19 +33,11 @@ from csms.domain.requests import (
     TransactionEventReport,
     TransactionEventType,
 )
+from csms.domain.units import normalize
 from csms.rpc.connection import HandlerError
 from csms.rpc.frames import RpcError
 
 Clock = Callable[[], datetime]
-
-# unitOfMeasure.unit -> (normalized unit, factor); the multiplier (power of ten) applies on top.
-_UNIT_SCALE: dict[str, tuple[str, Decimal]] = {
-    "kWh": ("Wh", Decimal(1000)),
-    "kW": ("W", Decimal(1000)),
-    "kvarh": ("varh", Decimal(1000)),
-    "kvar": ("var", Decimal(1000)),
-    "kVA": ("VA", Decimal(1000)),
-}
 
 
 def timestamp(value: str, field: str = "timestamp") -> datetime:
@@ -151,12 +143,12 @@ def _reading(sampled: dict[str, Any], sampled_at: datetime, where: str) -> Meter
         value = Decimal(str(sampled["value"]))
     except InvalidOperation as exc:  # pragma: no cover - the schema requires a number
         raise HandlerError(RpcError.TYPE_CONSTRAINT_VIOLATION, f"{where}/value") from exc
-    unit, factor = _UNIT_SCALE.get(unit, (unit, Decimal(1)))
+    value, unit = normalize(value, unit, multiplier)
     signed = sampled.get("signedMeterValue")
     return MeterReading(
         sampled_at=sampled_at,
         measurand=sampled.get("measurand", "Energy.Active.Import.Register"),
-        value=value * factor * Decimal(10) ** multiplier,
+        value=value,
         unit=unit,
         context=ReadingContext(sampled.get("context", "Sample.Periodic")),
         phase=sampled.get("phase"),

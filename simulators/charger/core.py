@@ -65,6 +65,24 @@ class SimulatorCore(ChargePoint):  # type: ignore[misc]
         self._unsolicited: asyncio.Queue[str] = asyncio.Queue()
         self._call_seen = asyncio.Event()
         self._calls_waited: dict[str, int] = {}
+        # Offline queue: transaction-related calls held back until come_online().
+        self._offline = False
+        self._queue: list[Any] = []
+
+    # ------------------------------------------------------------------ offline behaviour
+
+    @property
+    def offline(self) -> bool:
+        return self._offline
+
+    @property
+    def queued_actions(self) -> list[str]:
+        """Actions waiting in the offline queue, in replay order."""
+        return [type(item.payload).__name__ for item in self._queue]
+
+    def go_offline(self) -> None:
+        """Queue the version's transaction-related calls locally from now on."""
+        self._offline = True
 
     # ------------------------------------------------------------------ connection lifecycle
 

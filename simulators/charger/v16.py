@@ -54,8 +54,6 @@ class ChargerSimulator16(CsmsCallHandlers16, SimulatorCore, ChargePoint):  # typ
         self.configuration = default_configuration(config.connectors)
         # Offline queue and placeholder -> real transaction id map.
         self.transaction_id_map: dict[int, int] = {}
-        self._offline = False
-        self._queue: list[_Queued] = []
         self._placeholders = itertools.count(-1, -1)
 
     # ------------------------------------------------------------------ charger -> CSMS
@@ -174,19 +172,6 @@ class ChargerSimulator16(CsmsCallHandlers16, SimulatorCore, ChargePoint):  # typ
         return await self._call(call.FirmwareStatusNotification(status=status))
 
     # ------------------------------------------------------------------ offline behaviour
-
-    @property
-    def offline(self) -> bool:
-        return self._offline
-
-    @property
-    def queued_actions(self) -> list[str]:
-        """Actions waiting in the offline queue, in replay order."""
-        return [type(item.payload).__name__ for item in self._queue]
-
-    def go_offline(self) -> None:
-        """Queue StartTransaction/MeterValues/StopTransaction locally from now on."""
-        self._offline = True
 
     async def come_online(self) -> list[dict[str, Any]]:
         """(Re)connect if needed (no BootNotification) and replay the queue in order.

@@ -46,8 +46,6 @@ class ChargerSimulator201(CsmsCallHandlers201, SimulatorCore, ChargePoint):  # t
         self.reports_sent: list[dict[str, Any]] = []  # NotifyReport payloads, as sent
         self.active_transactions: dict[str, int | None] = {}  # transaction id -> EVSE id
         self.seq_nos: dict[str, int] = {}  # transaction id -> next seqNo
-        self._offline = False
-        self._queue: list[_Queued] = []
 
     # ------------------------------------------------------------------ station -> CSMS
 
@@ -242,19 +240,6 @@ class ChargerSimulator201(CsmsCallHandlers201, SimulatorCore, ChargePoint):  # t
         self._spawn(self.notify_report(request_id), f"report-{request_id}")
 
     # ------------------------------------------------------------------ offline behaviour
-
-    @property
-    def offline(self) -> bool:
-        return self._offline
-
-    @property
-    def queued_actions(self) -> list[str]:
-        """Actions waiting in the offline queue, in replay order."""
-        return [type(item.payload).__name__ for item in self._queue]
-
-    def go_offline(self) -> None:
-        """Queue TransactionEvent/MeterValues locally from now on."""
-        self._offline = True
 
     async def come_online(self) -> list[dict[str, Any]]:
         """(Re)connect if needed (no BootNotification) and replay the queue in order.
