@@ -63,7 +63,7 @@ def serve(
     )
     try:
         asyncio.run(BridgeApp(settings).run_until_stopped())
-    except SiteFileError as exc:
+    except (SiteFileError, CsmsError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
 

@@ -79,6 +79,9 @@ class BridgeApp:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
         await self.db.create_schema()
+        # This process holds every connection: whatever the database says from a previous run
+        # (a crash, a kill -9), no charger is connected before it connects to us.
+        await self.chargers.mark_all_disconnected()
         if self.settings.site_file:
             await self.apply_site(load_site(Path(self.settings.site_file)))
         if self.recorder is not None:
@@ -95,16 +98,22 @@ class BridgeApp:
         )
 
     async def stop(self) -> None:
-        if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
-        await self.ocpp.stop()
-        if self._http is not None and self._http_task is not None:
-            self._http.should_exit = True
-            await self._http_task
-            self._http = None
-        if self.recorder is not None:
-            await self.recorder.stop()
-        await self.db.dispose()
+        """Stop every part, each even if an earlier one failed; the frame log and the database
+        are closed last."""
+        try:
+            if self.scheduler.running:
+                self.scheduler.shutdown(wait=False)
+            await self.ocpp.stop()
+            if self._http is not None and self._http_task is not None:
+                self._http.should_exit = True
+                self._http = None
+                await self._http_task
+        finally:
+            try:
+                if self.recorder is not None:
+                    await self.recorder.stop()
+            finally:
+                await self.db.dispose()
 
     async def run_until_stopped(self) -> None:
         await self.start()

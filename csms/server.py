@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
@@ -62,6 +61,7 @@ class OcppServer:
         self._call_timeout_s = call_timeout_s
         self._recorder = recorder
         self._server: Server | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def port(self) -> int:
@@ -90,6 +90,17 @@ class OcppServer:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+
+    def _spawn(self, work: Coroutine[Any, Any, None], charger_id: str) -> None:
+        async def guarded() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("closing the replaced connection of %s failed", charger_id)
+
+        task = asyncio.create_task(guarded(), name=f"close-replaced-{charger_id}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # --- handshake -----------------------------------------------------------------------
 
@@ -139,13 +150,15 @@ class OcppServer:
             record_frame=self._recorder.record if self._recorder else None,
             registration=registration,
         )
-        previous = self._registry.register(connection)
-        if previous is not None:
-            log.info("charger %s reconnected: closing its previous connection", charger_id)
-            await previous.close(1000, "replaced by a new connection")
-        await self._services.chargers.handle_connected(charger_id, version)
-        log.info("charger %s connected (OCPP %s)", charger_id, version.value)
         try:
+            previous = self._registry.register(connection)
+            if previous is not None:
+                # A dead link never answers the close handshake: do not make the new
+                # connection wait for it.
+                log.info("charger %s reconnected: closing its previous connection", charger_id)
+                self._spawn(previous.close(1000, "replaced by a new connection"), charger_id)
+            await self._services.chargers.handle_connected(charger_id, version)
+            log.info("charger %s connected (OCPP %s)", charger_id, version.value)
             await connection.run()
         finally:
             if self._registry.unregister(connection):
@@ -172,7 +185,7 @@ def _basic_auth(headers: Headers) -> tuple[str, str] | None:
         user, sep, password = (
             base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
         )
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # bad base64 (binascii.Error), non-ASCII header, non-UTF-8 credentials
         return None
     return (user, password) if sep else None
 

@@ -14,8 +14,8 @@ def to_wh(value: Decimal) -> int:
     return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
-def energy_register_wh(readings: Iterable[MeterReading]) -> int | None:
-    """The latest Energy.Active.Import.Register among ``readings`` in whole Wh.
+def energy_register_wh(readings: Iterable[MeterReading], *, earliest: bool = False) -> int | None:
+    """The latest (or ``earliest``) Energy.Active.Import.Register among ``readings`` in Wh.
 
     Prefers the phase-less reading of the latest sample time; when that sample only carries
     per-phase registers (``L1``, ``L2``, ``L3`` or ``L1-N`` ...), their sum is used.
@@ -27,8 +27,8 @@ def energy_register_wh(readings: Iterable[MeterReading]) -> int | None:
             by_time.setdefault(reading.sampled_at, []).append(reading)
     if not by_time:
         return None
-    latest = by_time[max(by_time)]
-    overall = [r.value for r in latest if r.phase is None and r.value is not None]
+    sample = by_time[min(by_time) if earliest else max(by_time)]
+    overall = [r.value for r in sample if r.phase is None and r.value is not None]
     if overall:
         return to_wh(overall[-1])
-    return to_wh(sum((r.value for r in latest if r.value is not None), Decimal(0)))
+    return to_wh(sum((r.value for r in sample if r.value is not None), Decimal(0)))

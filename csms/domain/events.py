@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from csms.domain.model import (
+    AuthorizationStatus,
     ChargingState,
     ConnectorStatus,
     EvseInventory,
@@ -58,6 +59,8 @@ class TransactionStarted(DomainEvent):
     evse: EvseRef
     """``EvseRef(0, 0)`` while a 2.0.1 transaction has not yet said where it is."""
     id_token: IdToken | None
+    authorization: AuthorizationStatus | None
+    """What the authorizer decided for ``id_token`` (a refused start is recorded, not billed)."""
     meter_start_wh: int | None
     """The energy register at the start; ``None`` until the charger reports one."""
     reservation_id: int | None = None
@@ -72,6 +75,7 @@ class TransactionAuthorized(DomainEvent):
     transaction_ref: str
     evse: EvseRef
     id_token: IdToken
+    authorization: AuthorizationStatus | None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -108,14 +112,6 @@ class UnknownTransactionStopped(DomainEvent):
     transaction_ref: str
     meter_stop_wh: int | None
     reason: str
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class UnknownTransactionUpdated(DomainEvent):
-    """A 2.0.1 Updated event for a transaction id never seen started; kept, not guessed."""
-
-    transaction_ref: str
-    seq_no: int
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -160,7 +156,6 @@ EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     MeterValuesSampled,
     TransactionEnded,
     UnknownTransactionStopped,
-    UnknownTransactionUpdated,
     ChargerNotified,
     InventoryReported,
     ReservationStatusChanged,

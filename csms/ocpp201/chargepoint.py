@@ -30,6 +30,7 @@ class ChargePoint201(RpcConnection):
         super().__init__(charger_id, websocket, **kwargs)
         self._s = services
         self._clock = services.clock
+        self._inventory_request: int | None = None
 
     @on(Action.boot_notification)
     async def on_boot_notification(self, p: Payload) -> Payload:
@@ -42,7 +43,8 @@ class ChargePoint201(RpcConnection):
     async def request_inventory(self) -> None:
         """Ask for the base report; the station answers with NotifyReport pages."""
         assert self._s.base_report is not None
-        request = build.build_get_base_report(secrets.randbelow(2**31), self._s.base_report)
+        self._inventory_request = secrets.randbelow(2**31)
+        request = build.build_get_base_report(self._inventory_request, self._s.base_report)
         outcome = await self.call("GetBaseReport", request)
         if not isinstance(outcome, CallAnswered) or outcome.payload.get("status") != "Accepted":
             log.warning("%s did not accept GetBaseReport: %s", self.charger_id, outcome)
@@ -74,6 +76,13 @@ class ChargePoint201(RpcConnection):
 
     @on(Action.notify_report)
     async def on_notify_report(self, p: Payload) -> Payload:
+        """Pages of the base report we asked for replace the inventory; other reports (asked
+        by an operator tool, or by an earlier connection) leave it alone."""
+        if p["requestId"] != self._inventory_request:
+            log.info(
+                "%s: NotifyReport %s is not our inventory request", self.charger_id, p["requestId"]
+            )
+            return {}
         await self._s.chargers.handle_inventory_page(parse.parse_report_page(self.charger_id, p))
         return {}
 

@@ -39,6 +39,9 @@ from csms.rpc.frames import RpcError
 
 Clock = Callable[[], datetime]
 
+# A power of ten beyond this is no meter's unit: refuse it rather than compute absurd energy.
+_MAX_MULTIPLIER = 9
+
 
 def timestamp(value: str, field: str = "timestamp") -> datetime:
     """RFC 3339 to aware UTC; any offset is accepted and converted (chargers send local
@@ -139,10 +142,17 @@ def _reading(sampled: dict[str, Any], sampled_at: datetime, where: str) -> Meter
     unit_of_measure = sampled.get("unitOfMeasure") or {}
     unit = unit_of_measure.get("unit", "Wh")
     multiplier = int(unit_of_measure.get("multiplier", 0))
-    try:
-        value = Decimal(str(sampled["value"]))
-    except InvalidOperation as exc:  # pragma: no cover - the schema requires a number
-        raise HandlerError(RpcError.TYPE_CONSTRAINT_VIOLATION, f"{where}/value") from exc
+    value = Decimal(str(sampled["value"]))
+    if not value.is_finite():
+        raise HandlerError(
+            RpcError.PROPERTY_CONSTRAINT_VIOLATION,
+            f"{where}/value: {sampled['value']} is not finite",
+        )
+    if abs(multiplier) > _MAX_MULTIPLIER:
+        raise HandlerError(
+            RpcError.PROPERTY_CONSTRAINT_VIOLATION,
+            f"{where}/unitOfMeasure/multiplier: {multiplier} is out of range",
+        )
     value, unit = normalize(value, unit, multiplier)
     signed = sampled.get("signedMeterValue")
     return MeterReading(

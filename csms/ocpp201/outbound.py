@@ -30,7 +30,7 @@ def build_id_token_info(decision: AuthorizationDecision) -> dict[str, Any]:
     info: dict[str, Any] = {"status": decision.status.value}
     if decision.expires_at is not None:
         info["cacheExpiryDateTime"] = format_ocpp_datetime(decision.expires_at)
-    if decision.group_id is not None:
+    if decision.group_id is not None and len(decision.group_id) <= 36:
         info["groupIdToken"] = {"idToken": decision.group_id, "type": "Central"}
     return info
 

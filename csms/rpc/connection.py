@@ -62,6 +62,10 @@ class _Disconnected(Exception):
     """The connection closed while a call waited for its answer."""
 
 
+class InvalidAnswer(Exception):
+    """The answer we built violates the OCPP schema (a bug on our side)."""
+
+
 class HandlerError(Exception):
     """Raised by a handler to answer with a specific CallError (semantic violations)."""
 
@@ -235,9 +239,9 @@ class RpcConnection:
         response = await handler(call.payload)
         try:
             validate(RESPONSE, call.action, response, self.version)
-        except SchemaViolation:
-            log.exception("our %s answer violates the schema: %s", call.action, response)
-            raise
+        except SchemaViolation as exc:
+            # Our bug, not the charger's: answer InternalError, never a constraint violation.
+            raise InvalidAnswer(f"our {call.action} answer violates the schema: {exc}") from exc
         return response
 
     # --- outbound ------------------------------------------------------------------------

@@ -177,6 +177,17 @@ class ChargerService:
                     )
                 )
 
+    async def mark_all_disconnected(self) -> None:
+        now = self._clock()
+        async with self._db.transaction() as uow:
+            stmt = select(ChargerRow).where(col(ChargerRow.connected).is_(True))
+            for row in (await uow.session.exec(stmt)).all():
+                log.warning("charger %s was left connected by a previous run", row.charger_id)
+                row.connected = False
+                row.disconnected_at = now
+                uow.session.add(row)
+                uow.record(ChargerDisconnected(charger_id=row.charger_id, occurred_at=now))
+
     async def handle_connected(self, charger_id: str, version: OcppVersion) -> None:
         now = self._clock()
         async with self._db.transaction() as uow:
@@ -245,6 +256,8 @@ class ChargerService:
         return now
 
     async def handle_status(self, report: StatusReport) -> None:
+        """Statuses apply in arrival order (chargers send them in order; their clocks may jump):
+        the reported time is kept, never used to discard a status."""
         now = self._clock()
         evse = report.evse
         async with self._db.transaction() as uow:
@@ -258,9 +271,6 @@ class ChargerService:
             changed = (
                 row is None or row.status != report.status or row.error_code != report.error_code
             )
-            if row is not None and report.reported_at < row.status_at:
-                log.info("ignoring out-of-date status of %s %s", report.charger_id, evse)
-                return
             if row is None:
                 row = ConnectorRow(
                     charger_id=report.charger_id,

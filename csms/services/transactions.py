@@ -28,7 +28,6 @@ from csms.domain.events import (
     TransactionEnded,
     TransactionStarted,
     UnknownTransactionStopped,
-    UnknownTransactionUpdated,
 )
 from csms.domain.model import (
     ChargingState,
@@ -173,9 +172,18 @@ class TransactionService:
         session = uow.session
         await self._seen(session, report.charger_id)
         tx = await self._find(session, report.charger_id, report.transaction_ref)
+        created = tx is None
         if tx is None:
             if report.event_type is not TransactionEventType.STARTED:
-                return self._unknown(uow, report)
+                # The Started event was lost: the charger chose this id, so the transaction is
+                # known for what it is; create it rather than lose its energy.
+                log.warning(
+                    "first event seen for transaction %s/%s is %s seqNo %s",
+                    report.charger_id,
+                    report.transaction_ref,
+                    report.event_type.value,
+                    report.seq_no,
+                )
             tx = await self._create(
                 uow,
                 charger_id=report.charger_id,
@@ -183,7 +191,7 @@ class TransactionService:
                 evse=report.evse or UNPLACED,
                 id_token=report.id_token,
                 authorization=authorization,
-                meter_start_wh=_begin_register(report.readings),
+                meter_start_wh=energy_register_wh(_begin_readings(report.readings), earliest=True),
                 started_at=report.occurred_at,
                 reservation_id=report.reservation_id,
                 remote_start_id=report.remote_start_id,
@@ -193,7 +201,7 @@ class TransactionService:
             self._advance_register(tx, report.readings)
         else:
             assert tx.id is not None
-            if await self._seq_seen(session, tx.id, report.seq_no):
+            if await self._already_applied(session, tx.id, report):
                 log.info(
                     "duplicate TransactionEvent %s/%s seqNo %s",
                     tx.charger_id,
@@ -214,11 +222,12 @@ class TransactionService:
         self._charging_state(uow, tx, report)
         if tx.remote_start_id is None and report.remote_start_id is not None:
             tx.remote_start_id = report.remote_start_id
-        if report.event_type is TransactionEventType.UPDATED and report.readings:
+        if not created and report.event_type is TransactionEventType.UPDATED and report.readings:
             self._sampled(uow, tx, report.readings)
         if report.event_type is TransactionEventType.ENDED:
-            _add_readings(session, tx.charger_id, _evse_of(tx), tx, report.readings)
-            self._advance_register(tx, report.readings)
+            if not created:
+                _add_readings(session, tx.charger_id, _evse_of(tx), tx, report.readings)
+                self._advance_register(tx, report.readings)
             self._end(
                 uow,
                 tx,
@@ -230,34 +239,6 @@ class TransactionService:
         tx.updated_at = self._clock()
         session.add(tx)
         return TransactionEventOutcome.APPLIED
-
-    def _unknown(self, uow: UnitOfWork, report: TransactionEventReport) -> TransactionEventOutcome:
-        log.warning(
-            "TransactionEvent %s of %s for unknown transaction %s: acknowledged, not applied",
-            report.event_type.value,
-            report.charger_id,
-            report.transaction_ref,
-        )
-        if report.event_type is TransactionEventType.ENDED:
-            uow.record(
-                UnknownTransactionStopped(
-                    charger_id=report.charger_id,
-                    occurred_at=report.occurred_at,
-                    transaction_ref=report.transaction_ref,
-                    meter_stop_wh=energy_register_wh(report.readings),
-                    reason=report.stopped_reason or "Local",
-                )
-            )
-        else:
-            uow.record(
-                UnknownTransactionUpdated(
-                    charger_id=report.charger_id,
-                    occurred_at=report.occurred_at,
-                    transaction_ref=report.transaction_ref,
-                    seq_no=report.seq_no,
-                )
-            )
-        return TransactionEventOutcome.UNKNOWN_TRANSACTION
 
     # --- meter values (both versions) ----------------------------------------------------
 
@@ -350,6 +331,7 @@ class TransactionService:
                 transaction_ref=tx.transaction_ref,
                 evse=evse,
                 id_token=id_token,
+                authorization=authorization.status if authorization else None,
                 meter_start_wh=meter_start_wh,
                 reservation_id=reservation_id,
                 remote_start_id=remote_start_id,
@@ -424,7 +406,7 @@ class TransactionService:
         if register is None:
             return
         if tx.meter_start_wh is None:
-            tx.meter_start_wh = register
+            tx.meter_start_wh = energy_register_wh(_begin_readings(tuple(readings)), earliest=True)
         if tx.last_meter_wh is not None and register < tx.last_meter_wh:
             log.warning(
                 "energy register of %s/%s went back from %s to %s Wh: kept %s",
@@ -462,6 +444,7 @@ class TransactionService:
                 transaction_ref=tx.transaction_ref,
                 evse=_evse_of(tx),
                 id_token=report.id_token,
+                authorization=authorization.status if authorization else None,
             )
         )
 
@@ -488,21 +471,29 @@ class TransactionService:
     def _note_seq(
         session: AsyncSession, tx: TransactionRow, report: TransactionEventReport
     ) -> None:
+        """Count seqNos that never arrived (constant space, whatever the charger sends)."""
         assert tx.id is not None
         expected = 0 if tx.last_seq_no is None else tx.last_seq_no + 1
         if report.seq_no > expected:
-            missing = ",".join(str(n) for n in range(expected, report.seq_no))
             log.warning(
-                "TransactionEvent seqNo gap for %s/%s: missing %s",
+                "TransactionEvent seqNo gap for %s/%s: expected %s, got %s",
                 tx.charger_id,
                 tx.transaction_ref,
-                missing,
+                expected,
+                report.seq_no,
             )
-            tx.missing_seq_nos = ",".join(filter(None, [tx.missing_seq_nos, missing]))
-        elif tx.missing_seq_nos and str(report.seq_no) in tx.missing_seq_nos.split(","):
-            remaining = [n for n in tx.missing_seq_nos.split(",") if n != str(report.seq_no)]
-            tx.missing_seq_nos = ",".join(remaining) or None
-        tx.last_seq_no = max(report.seq_no, tx.last_seq_no if tx.last_seq_no is not None else -1)
+            tx.seq_gap_count += report.seq_no - expected
+        elif report.seq_no < expected:
+            if tx.seq_gap_count > 0:
+                tx.seq_gap_count -= 1  # a late event filling a gap
+            else:
+                log.warning(
+                    "TransactionEvent seqNo %s of %s/%s reuses a number (charger reset?)",
+                    report.seq_no,
+                    tx.charger_id,
+                    tx.transaction_ref,
+                )
+        tx.last_seq_no = max(report.seq_no, expected - 1)
         session.add(
             TransactionEventRow(
                 transaction_id=tx.id,
@@ -515,10 +506,16 @@ class TransactionService:
         )
 
     @staticmethod
-    async def _seq_seen(session: AsyncSession, transaction_id: int, seq_no: int) -> bool:
+    async def _already_applied(
+        session: AsyncSession, transaction_id: int, report: TransactionEventReport
+    ) -> bool:
+        """The same event again (a retry): same seqNo, type and time. A reused seqNo with other
+        content (a charger that reset its counter) is a new event."""
         stmt = select(TransactionEventRow.id).where(
             TransactionEventRow.transaction_id == transaction_id,
-            TransactionEventRow.seq_no == seq_no,
+            TransactionEventRow.seq_no == report.seq_no,
+            TransactionEventRow.event_type == report.event_type.value,
+            TransactionEventRow.occurred_at == report.occurred_at,
         )
         return (await session.exec(stmt)).first() is not None
 
@@ -550,9 +547,10 @@ def _evse_of(tx: TransactionRow) -> EvseRef:
     return EvseRef(ocpp_evse_id=tx.ocpp_evse_id, connector_id=tx.connector_id)
 
 
-def _begin_register(readings: tuple[MeterReading, ...]) -> int | None:
-    begin = [r for r in readings if r.context is ReadingContext.TRANSACTION_BEGIN]
-    return energy_register_wh(begin or readings)
+def _begin_readings(readings: tuple[MeterReading, ...]) -> tuple[MeterReading, ...]:
+    """Transaction.Begin readings if any, else all (of which the earliest register counts)."""
+    begin = tuple(r for r in readings if r.context is ReadingContext.TRANSACTION_BEGIN)
+    return begin or readings
 
 
 def _add_readings(

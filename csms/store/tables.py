@@ -81,8 +81,8 @@ class TransactionRow(SQLModel, table=True):
     charging_state: str | None = None
     offline: bool = False
     last_seq_no: int | None = None
-    missing_seq_nos: str | None = Field(
-        default=None, description="2.0.1 seqNo gaps, comma-separated"
+    seq_gap_count: int = Field(
+        default=0, description="2.0.1 seqNos below the highest seen that never arrived"
     )
     created_at: datetime = Field(sa_column=_utc_column(nullable=False))
     updated_at: datetime = Field(sa_column=_utc_column(nullable=False))
@@ -99,7 +99,7 @@ class TransactionEventRow(SQLModel, table=True):
     """2.0.1 TransactionEvents applied, by seqNo: de-duplication and gap detection."""
 
     __tablename__ = "transaction_events"
-    __table_args__ = (UniqueConstraint("transaction_id", "seq_no"),)
+    __table_args__ = (Index("ix_transaction_events_tx_seq", "transaction_id", "seq_no"),)
 
     id: int | None = Field(default=None, primary_key=True)
     transaction_id: int = Field(foreign_key="transactions.id")

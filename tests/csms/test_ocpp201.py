@@ -164,7 +164,7 @@ async def test_transaction_lifecycle_is_persisted(station):
     assert (tx.meter_start_wh, tx.meter_stop_wh, tx.energy_wh) == (1000, 2600, 1600)
     assert (tx.id_token, tx.id_token_kind, tx.remote_start_id) == ("TOKEN-1", "ISO14443", 42)
     assert (tx.stop_reason, tx.charging_state, tx.last_seq_no) == ("EVDisconnected", "Charging", 4)
-    assert tx.missing_seq_nos is None
+    assert tx.seq_gap_count == 0
     assert tx.ended_at is not None
     assert tx.ended_at.isoformat() == "2026-11-21T10:30:00+00:00"
     values = sorted(Decimal(m.value) for m in await all_rows(app, MeterValueRow))
@@ -219,22 +219,76 @@ async def test_seq_no_gap_is_recorded_and_the_event_applied(station):
     await send(ws, tx_event("Started", 0, evse={"id": 1}))
     await send(ws, tx_event("Updated", 3, meterValue=[energy(700)]))
     tx = await _tx(app)
-    assert tx.missing_seq_nos == "1,2"
+    assert tx.seq_gap_count == 2
     assert tx.last_meter_wh == 700
     await send(ws, tx_event("Updated", 1))
     tx = await _tx(app)
-    assert tx.missing_seq_nos == "2"
+    assert tx.seq_gap_count == 1
     assert tx.last_seq_no == 3
 
 
-@pytest.mark.parametrize("event_type", ["Updated", "Ended"])
-async def test_unknown_transaction_id_is_answered_and_nothing_guessed(station, event_type):
+async def test_huge_seq_no_gap_costs_constant_space(station):
     app, ws = station
-    answer = await send(ws, tx_event(event_type, 5, tx="GHOST", idToken=TOKEN))
+    await send(ws, tx_event("Started", 0, evse={"id": 1}))
+    await send(ws, tx_event("Updated", 2**31 - 1))
+    tx = await _tx(app)
+    assert (tx.seq_gap_count, tx.last_seq_no) == (2**31 - 2, 2**31 - 1)
+
+
+async def test_reused_seq_no_after_a_reset_still_ends_the_transaction(station):
+    app, ws = station
+    begin = [energy(100, "Transaction.Begin")]
+    await send(ws, tx_event("Started", 0, evse={"id": 1}, meterValue=begin))
+    await send(ws, tx_event("Updated", 1, meterValue=[energy(200)]))
+    await send(ws, BOOT, "BootNotification")
+    ended = tx_event(
+        "Ended",
+        1,
+        timestamp="2026-11-21T10:05:00.000Z",
+        info={"stoppedReason": "PowerLoss"},
+        meterValue=[energy(250, "Transaction.End", at="2026-11-21T10:05:00.000Z")],
+    )
+    await send(ws, ended)
+    tx = await _tx(app)
+    assert tx.ended_at is not None
+    assert (tx.stop_reason, tx.energy_wh) == ("PowerLoss", 150)
+
+
+async def test_meter_start_is_the_earliest_register_when_started_had_none(station):
+    app, ws = station
+    await send(ws, tx_event("Started", 0, evse={"id": 1}))
+    ended = tx_event(
+        "Ended",
+        1,
+        info={"stoppedReason": "Local"},
+        meterValue=[
+            energy(1000, "Transaction.Begin", at="2026-11-21T10:00:00.000Z"),
+            energy(8000, "Transaction.End", at="2026-11-21T11:00:00.000Z"),
+        ],
+    )
+    await send(ws, ended)
+    tx = await _tx(app)
+    assert (tx.meter_start_wh, tx.meter_stop_wh, tx.energy_wh) == (1000, 8000, 7000)
+
+
+@pytest.mark.parametrize("event_type", ["Updated", "Ended"])
+async def test_transaction_is_created_from_first_event_when_started_was_lost(station, event_type):
+    app, ws = station
+    payload = tx_event(
+        event_type,
+        5,
+        tx="LATE",
+        idToken=TOKEN,
+        evse={"id": 2, "connectorId": 1},
+        meterValue=[energy(4000), energy(4600, at="2026-11-21T10:10:00.000Z")],
+    )
+    answer = await send(ws, payload)
     assert answer == {"idTokenInfo": {"status": "Accepted"}}
-    assert await all_rows(app, TransactionRow) == []
-    expected = "UnknownTransactionStopped" if event_type == "Ended" else "UnknownTransactionUpdated"
-    assert expected in await event_types(app, "CS1")
+    tx = await _tx(app)
+    assert (tx.transaction_ref, tx.ocpp_evse_id, tx.seq_gap_count) == ("LATE", 2, 5)
+    assert (tx.meter_start_wh, tx.last_meter_wh) == (4000, 4600)
+    assert (tx.ended_at is not None) == (event_type == "Ended")
+    assert len(await all_rows(app, MeterValueRow)) == 2
 
 
 async def test_timestamp_with_offset_is_stored_as_utc(station):
@@ -414,6 +468,8 @@ async def test_inventory_is_requested_after_boot_and_stored_from_report_pages(tm
                     "reportData": data,
                 }
                 assert (await exchange(ws, call("NotifyReport", page, f"r{seq_no}")))[0] == 3
+            other = {"requestId": 999, "generatedAt": T0, "seqNo": 0, "reportData": pages[1][3:]}
+            assert (await exchange(ws, call("NotifyReport", other, "other")))[0] == 3
         rows = await all_rows(app, InventoryRow, order_by=InventoryRow.ocpp_evse_id)
         table = sorted(
             (r.ocpp_evse_id, r.connector_id, r.connector_type, r.max_power_w, r.supply_phases)
@@ -429,6 +485,8 @@ async def test_inventory_is_requested_after_boot_and_stored_from_report_pages(tm
         (event,) = await all_rows(app, EventRow, EventRow.type == "InventoryReported")
         evses = json.loads(event.payload)["evses"]
         assert [len(e["connectors"]) for e in evses] == [1, 2]
+        # A report we did not ask for leaves the inventory as it was.
+        assert len(await all_rows(app, InventoryRow)) == 5
 
 
 @pytest.mark.parametrize(
@@ -503,3 +561,28 @@ async def test_pending_station_gets_security_error_for_transaction_events(tmp_pa
             answer = await exchange(ws, call("TransactionEvent", tx_event("Started", 0), "te"))
             assert answer[:3] == [4, "te", "SecurityError"]
         assert await all_rows(app, TransactionRow) == []
+
+
+@pytest.mark.parametrize(
+    ("sampled", "where"),
+    [
+        ('{"value": NaN}', "value"),
+        ('{"value": Infinity}', "value"),
+        ('{"value": 1, "unitOfMeasure": {"multiplier": 400000}}', "multiplier"),
+    ],
+)
+async def test_absurd_meter_values_are_refused_with_a_constraint_violation(station, sampled, where):
+    app, ws = station
+    event = tx_event("Started", 0, meterValue=[{"timestamp": T0, "sampledValue": ["SAMPLED"]}])
+    frame = json.dumps(call("TransactionEvent", event, "n")).replace('"SAMPLED"', sampled)
+    answer = await exchange(ws, frame)
+    assert answer[:3] == [4, "n", "PropertyConstraintViolation"]
+    assert where in answer[3]
+    assert await all_rows(app, TransactionRow) == []
+
+
+async def test_long_group_id_is_left_out_of_id_token_info(station):
+    app, ws = station
+    await app.authorizer.put_token("GROUPED", parent_id_tag="G" * 40)
+    answer = await send(ws, {"idToken": {"idToken": "GROUPED", "type": "ISO14443"}}, "Authorize")
+    assert answer == {"idTokenInfo": {"status": "Accepted"}}

@@ -196,3 +196,11 @@ def test_settings_are_read_from_a_config_file(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "from-file.db").exists()
+
+
+def test_serve_refuses_a_site_with_an_invalid_charger_id(tmp_path):
+    bad = tmp_path / "site.toml"
+    bad.write_text('[[chargers]]\nid = "bad:id"\nallow_no_auth = true\n')
+    result = _cli(tmp_path, "serve", "--site", str(bad))
+    assert result.returncode == 2
+    assert "invalid charger id" in result.stderr

@@ -155,6 +155,7 @@ def test_events_round_trip_through_the_codec(meter_start, value):
         transaction_ref="7",
         evse=EvseRef(ocpp_evse_id=1, connector_id=1),
         id_token=IdToken(value="TAG"),
+        authorization=AuthorizationStatus.ACCEPTED,
         meter_start_wh=meter_start,
     )
     sampled = MeterValuesSampled(
