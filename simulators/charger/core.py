@@ -12,6 +12,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import Any, Protocol, Self
 from urllib.parse import quote
 
@@ -26,6 +27,14 @@ from websockets.typing import Subprotocol
 from simulators.charger.common import CallErrorReceived, basic_auth_header
 
 LOGGER = logging.getLogger(__name__)
+
+
+@dataclass
+class QueuedCall:
+    """A transaction-related call held back while offline."""
+
+    payload: Any  # an ocpp.v16.call / ocpp.v201.call dataclass
+    placeholder: int | None = None  # 1.6: local transaction id handed out for a queued start
 
 
 class ConnectionConfig(Protocol):
@@ -67,7 +76,7 @@ class SimulatorCore(ChargePoint):  # type: ignore[misc]
         self._calls_waited: dict[str, int] = {}
         # Offline queue: transaction-related calls held back until come_online().
         self._offline = False
-        self._queue: list[Any] = []
+        self._queue: list[QueuedCall] = []
 
     # ------------------------------------------------------------------ offline behaviour
 
@@ -83,6 +92,12 @@ class SimulatorCore(ChargePoint):  # type: ignore[misc]
     def go_offline(self) -> None:
         """Queue the version's transaction-related calls locally from now on."""
         self._offline = True
+
+    async def _call_or_queue(self, payload: Any) -> dict[str, Any]:
+        if self._offline:
+            self._queue.append(QueuedCall(payload))
+            return {}
+        return await self._call(payload)
 
     # ------------------------------------------------------------------ connection lifecycle
 

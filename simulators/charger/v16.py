@@ -17,7 +17,7 @@ from typing import Any
 from ocpp.v16 import ChargePoint, call
 
 from simulators.charger.common import CallErrorReceived, format_timestamp, utc_now
-from simulators.charger.core import SimulatorCore
+from simulators.charger.core import QueuedCall, SimulatorCore
 from simulators.charger.v16_handlers import CsmsCallHandlers16, default_configuration
 
 __all__ = ["CallErrorReceived", "ChargerSimulator16", "SimulatorConfig16"]
@@ -35,14 +35,6 @@ class SimulatorConfig16:
     meter_serial_number: str | None = None
     response_timeout: float = 10.0
     subprotocols: tuple[str, ...] = ("ocpp1.6",)
-
-
-@dataclass
-class _Queued:
-    """A transaction-related call held back while offline."""
-
-    payload: Any  # an ocpp.v16.call dataclass
-    placeholder: int | None = None  # local transaction id handed out for a queued start
 
 
 class ChargerSimulator16(CsmsCallHandlers16, SimulatorCore, ChargePoint):  # type: ignore[misc]
@@ -116,7 +108,7 @@ class ChargerSimulator16(CsmsCallHandlers16, SimulatorCore, ChargePoint):  # typ
         )
         if self._offline:
             placeholder = next(self._placeholders)
-            self._queue.append(_Queued(payload, placeholder))
+            self._queue.append(QueuedCall(payload, placeholder))
             return {"transactionId": placeholder}
         return await self._call(payload)
 
@@ -191,12 +183,6 @@ class ChargerSimulator16(CsmsCallHandlers16, SimulatorCore, ChargePoint):  # typ
             responses.append(response)
         self._offline = False
         return responses
-
-    async def _call_or_queue(self, payload: Any) -> dict[str, Any]:
-        if self._offline:
-            self._queue.append(_Queued(payload))
-            return {}
-        return await self._call(payload)
 
     def _prepare_payload(self, payload: Any) -> Any:
         """Replace a placeholder transaction id by the one the CSMS assigned."""

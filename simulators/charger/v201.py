@@ -8,7 +8,6 @@ that are OCPP structures (meter values, event data, schedules) are raw camelCase
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -27,13 +26,6 @@ from simulators.charger.v201_model import (
 )
 
 __all__ = ["CallErrorReceived", "ChargerSimulator201", "EvseSpec", "SimulatorConfig201"]
-
-
-@dataclass
-class _Queued:
-    """A TransactionEvent/MeterValues call held back while offline."""
-
-    payload: Any  # an ocpp.v201.call dataclass
 
 
 class ChargerSimulator201(CsmsCallHandlers201, SimulatorCore, ChargePoint):  # type: ignore[misc]
@@ -254,12 +246,6 @@ class ChargerSimulator201(CsmsCallHandlers201, SimulatorCore, ChargePoint):  # t
             self._queue.pop(0)
         self._offline = False
         return responses
-
-    async def _call_or_queue(self, payload: Any) -> dict[str, Any]:
-        if self._offline:
-            self._queue.append(_Queued(payload))
-            return {}
-        return await self._call(payload)
 
     def _track_transaction(
         self, event_type: str, transaction_id: str, evse: tuple[int, int | None] | None

@@ -44,7 +44,8 @@ class CsmsCallHandlers201:
     active_transactions: dict[str, int | None]  # transaction id -> EVSE id
 
     def start_report(self, request_id: int) -> None:
-        raise NotImplementedError
+        """Provided by the host class (``ChargerSimulator201``)."""
+        ...
 
     @_on(Action.get_base_report)
     def on_get_base_report(self, **_: Any) -> Any:
