@@ -29,10 +29,3 @@ def format_ocpp_datetime(value: datetime) -> str:
     if value.tzinfo is None:
         raise ValueError("naive datetime")
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
-
-
-def ensure_utc(value: datetime) -> datetime:
-    """Datetimes read back from SQLite lose their zone; they were stored as UTC."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)

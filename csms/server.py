@@ -198,6 +198,3 @@ def _unauthorized(connection: ServerConnection) -> Response:
     response = connection.respond(HTTPStatus.UNAUTHORIZED, "unauthorized\n")
     response.headers["WWW-Authenticate"] = 'Basic realm="ocpp", charset="UTF-8"'
     return response
-
-
-__all__: list[Any] = ["OcppServer"]

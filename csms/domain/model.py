@@ -25,10 +25,6 @@ class EvseRef:
     ocpp_evse_id: int
     connector_id: int
 
-    @property
-    def is_whole_charger(self) -> bool:
-        return self.ocpp_evse_id == 0
-
 
 WHOLE_CHARGER = EvseRef(ocpp_evse_id=0, connector_id=0)
 

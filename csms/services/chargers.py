@@ -435,13 +435,3 @@ def inventory_of(rows: Sequence[InventoryRow]) -> tuple[EvseInventory, ...]:
         )
         for evse_id in ids
     )
-
-
-async def connector_statuses(db: Database, charger_id: str) -> Sequence[ConnectorRow]:
-    async with db.read() as session:
-        stmt = (
-            select(ConnectorRow)
-            .where(ConnectorRow.charger_id == charger_id)
-            .order_by(col(ConnectorRow.ocpp_evse_id), col(ConnectorRow.connector_id))
-        )
-        return (await session.exec(stmt)).all()
