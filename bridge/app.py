@@ -1,5 +1,5 @@
-"""The HTTP application (FastAPI). OCPI modules are mounted here; for now it serves the
-operator's health endpoint."""
+"""The HTTP application (FastAPI): the OCPI 2.2.1 modules, the operator's admin API and
+``/health``."""
 
 from __future__ import annotations
 
@@ -8,11 +8,22 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from bridge.api import admin, credentials, versions
+from bridge.api.context import install_request_context
+from bridge.api.errors import install_error_handlers
+from bridge.api.platform import OcpiPlatform
+
 HealthProbe = Callable[[], Awaitable[dict[str, Any]]]
 
 
-def create_app(health: HealthProbe) -> FastAPI:
-    app = FastAPI(title="ocpi-bridge", docs_url=None, redoc_url=None)
+def create_app(health: HealthProbe, platform: OcpiPlatform) -> FastAPI:
+    app = FastAPI(title="ocpi-bridge", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.ocpi = platform
+    install_error_handlers(app)
+    install_request_context(app)
+    app.include_router(versions.router)
+    app.include_router(credentials.router)
+    app.include_router(admin.router)
 
     @app.get("/health")
     async def get_health() -> dict[str, Any]:

@@ -11,6 +11,9 @@ from typing import Annotated, TypeVar
 import typer
 
 from bridge.main import BridgeApp
+from bridge.ocpi.models import Role
+from bridge.partners import ExpectedRole, Partner, PartnerStatus
+from bridge.registration import PartnerOperationFailed
 from bridge.settings import load_settings
 from bridge.site import SiteFileError
 from csms.domain.model import AuthorizationStatus, RegistrationStatus
@@ -20,8 +23,10 @@ from csms.passwords import generate_password
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="OCPP <-> OCPI bridge for CPOs")
 chargers_app = typer.Typer(no_args_is_help=True, help="Chargers allowed to connect")
 tokens_app = typer.Typer(no_args_is_help=True, help="Local tokens (idTags) of the central system")
+partners_app = typer.Typer(no_args_is_help=True, help="OCPI partners (eMSPs, hubs)")
 app.add_typer(chargers_app, name="chargers")
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(partners_app, name="partners")
 
 T = TypeVar("T")
 
@@ -42,7 +47,7 @@ def _run(work: Callable[[BridgeApp], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(main())
-    except CsmsError as exc:
+    except (CsmsError, PartnerOperationFailed) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
 
@@ -145,6 +150,113 @@ def tokens_list() -> None:
 
     for row in _run(rows):
         typer.echo(row)
+
+
+@partners_app.command("add")
+def partners_add(
+    country: Annotated[str, typer.Option(help="The partner's country code (ISO 3166 alpha-2)")],
+    party: Annotated[str, typer.Option(help="The partner's party id (3 characters)")],
+    role: Annotated[Role, typer.Option(help="The role it registers with")] = Role.EMSP,
+    raw_token: Annotated[
+        bool, typer.Option("--raw-token", help="Send our tokens to it without Base64 (pre-2.2)")
+    ] = False,
+) -> None:
+    """Mint a token A for a partner that will register with us, and print what to send it."""
+    if len(country) != 2 or not country.isalpha() or len(party) != 3 or not party.isalnum():
+        typer.echo("error: --country is 2 letters, --party 3 letters or digits", err=True)
+        raise typer.Exit(2)
+
+    async def add(bridge: BridgeApp) -> tuple[Partner, str]:
+        expected = ExpectedRole(role=role.value, country_code=country, party_id=party)
+        partner = await bridge.partners.add(expected=expected, encode_token=not raw_token)
+        return partner, bridge.identity().versions_url
+
+    partner, versions_url = _run(add)
+    typer.echo(f"partner {partner.id} added: {partner.expected} may register")
+    typer.echo(f"token A:      {partner.token_accept}")
+    typer.echo(f"versions URL: {versions_url}")
+    typer.echo("Send both to the partner: it registers by POSTing its credentials to us.")
+
+
+@partners_app.command("register")
+def partners_register(
+    versions_url: Annotated[str, typer.Option(help="The partner's OCPI versions URL")],
+    token: Annotated[str, typer.Option(help="The token A the partner gave us")],
+    country: Annotated[
+        str | None, typer.Option(help="Expected country code of the partner (checked)")
+    ] = None,
+    party: Annotated[str | None, typer.Option(help="Expected party id (checked)")] = None,
+    role: Annotated[Role, typer.Option(help="Expected role")] = Role.EMSP,
+    raw_token: Annotated[
+        bool, typer.Option("--raw-token", help="Send tokens without Base64 (pre-2.2 peers)")
+    ] = False,
+) -> None:
+    """Register with a partner (we start the handshake). `ocpi-bridge serve` must be running:
+    the partner calls our versions endpoint back during the handshake."""
+    if (country is None) != (party is None):
+        typer.echo("error: give --country and --party together", err=True)
+        raise typer.Exit(2)
+
+    async def register(bridge: BridgeApp) -> Partner:
+        expected = None
+        if country is not None and party is not None:
+            expected = ExpectedRole(role=role.value, country_code=country, party_id=party)
+        return await bridge.partners.register(
+            versions_url, token, expected=expected, encode_token=not raw_token
+        )
+
+    partner = _run(register)
+    typer.echo(f"partner {partner.id} registered: {partner.label()}")
+    for line in _endpoint_lines(partner):
+        typer.echo(line)
+
+
+@partners_app.command("list")
+def partners_list() -> None:
+    """List partners, their roles and registration state."""
+    typer.echo("id\tstatus\tinitiated_by\troles\tversion\tversions_url\tregistered_at")
+    for partner in _run(lambda bridge: bridge.partners.list()):
+        typer.echo(
+            f"{partner.id}\t{partner.status.value}\t{partner.initiated_by.value}\t"
+            f"{partner.label()}\t{partner.version or '-'}\t{partner.versions_url or '-'}\t"
+            f"{partner.registered_at.isoformat() if partner.registered_at else '-'}"
+        )
+
+
+@partners_app.command("show")
+def partners_show(partner_id: Annotated[int, typer.Argument()]) -> None:
+    """One partner in detail (token A while it has not registered)."""
+    partner = _run(lambda bridge: bridge.partners.get(partner_id))
+    typer.echo(f"partner {partner.id}: {partner.status.value} ({partner.label()})")
+    typer.echo(f"initiated by: {partner.initiated_by.value}")
+    typer.echo(f"versions URL: {partner.versions_url or '-'} (version {partner.version or '-'})")
+    if partner.status is PartnerStatus.PENDING:
+        typer.echo(f"token A:      {partner.token_accept}")
+    for line in _endpoint_lines(partner):
+        typer.echo(line)
+
+
+@partners_app.command("rotate")
+def partners_rotate(partner_id: Annotated[int, typer.Argument()]) -> None:
+    """Renew the credentials tokens with a registered partner (credentials PUT)."""
+    partner = _run(lambda bridge: bridge.partners.rotate(partner_id))
+    typer.echo(f"partner {partner.id}: tokens rotated ({partner.label()})")
+
+
+@partners_app.command("unregister")
+def partners_unregister(
+    partner_id: Annotated[int, typer.Argument()],
+    force: Annotated[
+        bool, typer.Option("--force", help="Unregister locally even if the partner fails")
+    ] = False,
+) -> None:
+    """End the registration with a partner (credentials DELETE); its tokens stop working."""
+    partner = _run(lambda bridge: bridge.partners.unregister(partner_id, force=force))
+    typer.echo(f"partner {partner.id} unregistered ({partner.label()})")
+
+
+def _endpoint_lines(partner: Partner) -> list[str]:
+    return [f"  {e.identifier:<17} {e.role.value:<8} {e.url}" for e in partner.endpoints]
 
 
 def main() -> None:

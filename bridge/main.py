@@ -14,9 +14,14 @@ from typing import Any
 import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bridge.api.platform import OcpiPlatform
 from bridge.app import create_app
+from bridge.identity import CpoIdentity
+from bridge.push.client import OcpiClient
+from bridge.registration import PartnerService
 from bridge.settings import Settings
 from bridge.site import Site, load_site
+from bridge.store.partners import PartnerStore
 from csms.domain.model import AuthorizationStatus, RegistrationStatus
 from csms.errors import ChargerAlreadyExists
 from csms.registry import ConnectionRegistry
@@ -68,6 +73,8 @@ class BridgeApp:
             call_timeout_s=settings.ocpp_call_timeout,
             recorder=self.recorder,
         )
+        self.ocpi_client = OcpiClient(timeout_s=settings.ocpi_timeout)
+        self.partners = PartnerService(PartnerStore(self.db), self.ocpi_client, self.identity)
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self._http: uvicorn.Server | None = None
         self._http_task: asyncio.Task[None] | None = None
@@ -110,6 +117,7 @@ class BridgeApp:
                 await self._http_task
         finally:
             try:
+                await self.ocpi_client.aclose()
                 if self.recorder is not None:
                     await self.recorder.stop()
             finally:
@@ -135,6 +143,18 @@ class BridgeApp:
         port: int = self._http.servers[0].sockets[0].getsockname()[1]
         return port
 
+    def identity(self) -> CpoIdentity:
+        """The CPO in OCPI; its URLs use the bound HTTP port once the server runs."""
+        settings = self.settings
+        port = self.http_port if self._http is not None and self._http.started else None
+        return CpoIdentity(
+            country_code=settings.country_code.upper(),
+            party_id=settings.party_id.upper(),
+            name=settings.business_name,
+            website=settings.business_website,
+            base_url=settings.base_url(port),
+        )
+
     # --- parts ---------------------------------------------------------------------------
 
     async def apply_site(self, site: Site) -> None:
@@ -158,8 +178,13 @@ class BridgeApp:
         return {"status": "ok", "connected_chargers": len(self.registry.connected_ids())}
 
     async def _start_http(self) -> None:
+        platform = OcpiPlatform(
+            partners=self.partners,
+            max_page_size=self.settings.ocpi_page_size,
+            admin_token=self.settings.admin_token,
+        )
         config = uvicorn.Config(
-            create_app(self.health),
+            create_app(self.health, platform),
             host=self.settings.host,
             port=self.settings.http_port,
             log_config=None,

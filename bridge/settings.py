@@ -38,6 +38,21 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     site_file: str | None = None
 
+    # OCPI: the CPO this bridge speaks for, and how it is reached.
+    country_code: str = Field(default="NL", pattern="^[A-Za-z]{2}$")
+    party_id: str = Field(default="CPO", pattern="^[A-Za-z0-9]{3}$")
+    business_name: str = Field(default="ocpi-bridge CPO", min_length=1, max_length=100)
+    business_website: str | None = Field(default=None, max_length=255)
+    public_url: str | None = Field(
+        default=None,
+        description="URL partners use to reach the HTTP server (default http://HOST:HTTP_PORT)",
+    )
+    admin_token: str | None = Field(
+        default=None, min_length=16, description="enables the /admin API (Bearer token)"
+    )
+    ocpi_page_size: int = Field(default=100, ge=1, le=1000)
+    ocpi_timeout: float = Field(default=10.0, gt=0, description="seconds per OCPI request")
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str) -> str:
@@ -47,6 +62,22 @@ class Settings(BaseSettings):
         if value.startswith(("postgresql://", "postgres://")):
             return "postgresql+asyncpg://" + value.split("://", 1)[1]
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("public_url must start with http:// or https://")
+        return value.rstrip("/")
+
+    def base_url(self, http_port: int | None = None) -> str:
+        """Public base URL of the HTTP server (``public_url``, else derived from host/port)."""
+        if self.public_url:
+            return self.public_url
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{http_port if http_port is not None else self.http_port}"
 
     def sqlite_path(self) -> Path | None:
         prefix = "sqlite+aiosqlite:///"

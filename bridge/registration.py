@@ -1,0 +1,474 @@
+"""Credentials and registration with OCPI partners, both directions (reference section 2).
+
+Inbound (the partner registers with us, we minted token A): ``accept_registration`` (POST),
+``accept_update`` (PUT), ``accept_unregistration`` (DELETE), ``credentials_for`` (GET).
+Outbound (we register with a partner that gave us its token A): ``register``, ``rotate``,
+``unregister``.
+
+No HTTP call to a partner is made while the database is locked; every state change is
+compare-and-set on the token the request was authenticated with, so a request racing another
+one changes nothing."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from bridge.errors import InvalidParameters, MethodNotAllowed, PeerUnusable
+from bridge.identity import CpoIdentity
+from bridge.ocpi.models import (
+    Credentials,
+    CredentialsRole,
+    Endpoint,
+    ModuleID,
+    Version,
+    VersionDetails,
+)
+from bridge.ocpi.wire import VERSION, OcpiStatus, token_candidates
+from bridge.partners import ExpectedRole, Partner, PartnerStatus
+from bridge.push.client import OcpiClient
+from bridge.store.partners import PartnerChanged, PartnerStore, RoleTaken
+from csms.clock import utc_now
+
+log = logging.getLogger(__name__)
+
+_VERSIONS = TypeAdapter(list[Version])
+
+
+class FailureKind(StrEnum):
+    NOT_FOUND = "not-found"  # no such partner
+    STATE = "state"  # the partner is not in a state that allows the operation
+    PEER = "peer"  # the partner refused, failed or could not be reached
+
+
+class PartnerOperationFailed(Exception):
+    """An operator's request (register, rotate, unregister) that did not complete; the partner
+    state is as it was before."""
+
+    def __init__(self, message: str, kind: FailureKind = FailureKind.PEER) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated OCPI request: the partner and the token it presented (decoded)."""
+
+    partner: Partner
+    token: str
+
+    @property
+    def registered(self) -> bool:
+        return self.partner.status is PartnerStatus.REGISTERED
+
+
+@dataclass(frozen=True)
+class PeerApi:
+    version: str
+    versions_url: str
+    endpoints: tuple[Endpoint, ...]
+
+
+def mint_token() -> str:
+    """A credentials token: 43 URL-safe characters (printable ASCII, within string(64))."""
+    return secrets.token_urlsafe(32)
+
+
+class PartnerService:
+    def __init__(
+        self,
+        store: PartnerStore,
+        client: OcpiClient,
+        identity: Callable[[], CpoIdentity],
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self._identity = identity
+        self._clock = clock
+
+    @property
+    def identity(self) -> CpoIdentity:
+        return self._identity()
+
+    # --- authentication ------------------------------------------------------------------
+
+    async def authenticate(self, authorization: str | None) -> Caller | None:
+        """The caller behind an ``Authorization`` header: raw token first, then its Base64
+        decoding (2.2.1 peers encode, older ones do not)."""
+        found = await self.store.find_by_token(token_candidates(authorization))
+        return Caller(*found) if found is not None else None
+
+    # --- operator actions ----------------------------------------------------------------
+
+    async def add(self, *, expected: ExpectedRole | None, encode_token: bool = True) -> Partner:
+        """A partner that will register with us: mints its token A."""
+        return await self.store.add_pending(
+            token_a=mint_token(), expected=expected, encode_token=encode_token, now=self._clock()
+        )
+
+    async def list(self) -> list[Partner]:
+        return await self.store.list_all()
+
+    async def get(self, partner_id: int) -> Partner:
+        partner = await self.store.get(partner_id)
+        if partner is None:
+            raise PartnerOperationFailed(f"no partner {partner_id}", FailureKind.NOT_FOUND)
+        return partner
+
+    # --- inbound: the partner calls our credentials endpoint -----------------------------
+
+    def credentials_for(self, caller: Caller) -> Credentials:
+        return self.identity.credentials(caller.token)
+
+    @staticmethod
+    def check_can_register(caller: Caller) -> None:
+        """Credentials POST is for a partner holding token A (HTTP 405 otherwise)."""
+        if caller.partner.status is not PartnerStatus.PENDING:
+            raise MethodNotAllowed(
+                "already registered: use PUT to update credentials or DELETE to unregister"
+            )
+
+    @staticmethod
+    def check_registered(caller: Caller) -> None:
+        """Credentials PUT and DELETE are for a registered partner (HTTP 405 otherwise)."""
+        if not caller.registered:
+            raise MethodNotAllowed("not registered: POST credentials first")
+
+    async def accept_registration(self, caller: Caller, body: Credentials) -> Credentials:
+        """POST: the partner registers with token A and gives us its token B."""
+        self.check_can_register(caller)
+        await self._check_roles(caller.partner, body.roles)
+        api = await self.discover(body.url, body.token, encode_token=caller.partner.encode_token)
+        token_c = mint_token()
+        await self._store(
+            caller,
+            PartnerStatus.PENDING,
+            token_accept=token_c,
+            body=body,
+            api=api,
+            on_changed=MethodNotAllowed("already registered by a concurrent request"),
+        )
+        log.info("OCPI partner %d registered: %s", caller.partner.id, _roles_text(body.roles))
+        return self.identity.credentials(token_c)
+
+    async def accept_update(self, caller: Caller, body: Credentials) -> Credentials:
+        """PUT: new token for us to present, endpoints fetched again, a new token for them."""
+        self.check_registered(caller)
+        await self._check_roles(caller.partner, body.roles)
+        api = await self.discover(body.url, body.token, encode_token=caller.partner.encode_token)
+        token_c = mint_token()
+        await self._store(
+            caller,
+            PartnerStatus.REGISTERED,
+            token_accept=token_c,
+            body=body,
+            api=api,
+            on_changed=MethodNotAllowed("credentials changed by a concurrent request"),
+        )
+        log.info("OCPI partner %d updated its credentials", caller.partner.id)
+        return self.identity.credentials(token_c)
+
+    async def accept_unregistration(self, caller: Caller) -> None:
+        """DELETE: the partner's token for us is invalid from now on, ours for it too."""
+        self.check_registered(caller)
+        try:
+            await self.store.unregister(
+                caller.partner.id, authenticated_with=caller.token, now=self._clock()
+            )
+        except PartnerChanged as exc:
+            raise MethodNotAllowed("credentials changed by a concurrent request") from exc
+        log.info("OCPI partner %d unregistered itself", caller.partner.id)
+
+    async def _check_roles(self, partner: Partner, roles: Sequence[CredentialsRole]) -> None:
+        keys = {role.key() for role in roles}
+        if len(keys) != len(roles):
+            raise InvalidParameters("roles: each (role, country_code, party_id) must be unique")
+        if partner.expected is not None and partner.expected.key() not in keys:
+            raise InvalidParameters(
+                f"roles: this token was issued for {partner.expected}, "
+                f"the credentials list {_roles_text(roles)}"
+            )
+        taken = await self.store.owner_of_roles(roles, except_partner=partner.id)
+        if taken is not None:
+            role, _ = taken
+            raise InvalidParameters(
+                f"roles: {role.country_code}/{role.party_id} ({role.role.value}) "
+                "is already registered by another partner"
+            )
+
+    async def _store(
+        self,
+        caller: Caller,
+        from_status: PartnerStatus,
+        *,
+        token_accept: str,
+        body: Credentials,
+        api: PeerApi,
+        on_changed: Exception,
+    ) -> Partner:
+        try:
+            return await self.store.store_credentials(
+                caller.partner.id,
+                authenticated_with=caller.token,
+                from_status=from_status,
+                token_accept=token_accept,
+                token_present=body.token,
+                versions_url=body.url,
+                version=api.version,
+                endpoints=api.endpoints,
+                roles=body.roles,
+                now=self._clock(),
+            )
+        except RoleTaken as exc:
+            raise InvalidParameters(f"roles: {exc}") from exc
+        except PartnerChanged as exc:
+            raise on_changed from exc
+
+    # --- discovery -----------------------------------------------------------------------
+
+    async def discover(self, versions_url: str, token: str, *, encode_token: bool) -> PeerApi:
+        """GET the partner's versions and 2.2.1 details. ``PeerUnusable`` with 3001 when they
+        cannot be fetched or read, 3002 when 2.2.1 is not offered, 3003 when the details lack a
+        credentials endpoint."""
+        reply = await self.client.request(
+            "GET", versions_url, token=token, encode_token=encode_token
+        )
+        if not reply.ok:
+            raise PeerUnusable(
+                OcpiStatus.CLIENT_API_UNUSABLE, f"could not get versions: {reply.describe()}"
+            )
+        versions = _parse(_VERSIONS, reply.data, "versions", versions_url)
+        chosen = next((v for v in versions if v.version == VERSION), None)
+        if chosen is None:
+            offered = ", ".join(v.version for v in versions) or "none"
+            raise PeerUnusable(
+                OcpiStatus.UNSUPPORTED_VERSION,
+                f"{versions_url} offers versions {offered}; this bridge speaks {VERSION} only",
+            )
+        reply = await self.client.request("GET", chosen.url, token=token, encode_token=encode_token)
+        if not reply.ok:
+            raise PeerUnusable(
+                OcpiStatus.CLIENT_API_UNUSABLE,
+                f"could not get version details: {reply.describe()}",
+            )
+        details = _parse(TypeAdapter(VersionDetails), reply.data, "version details", chosen.url)
+        if details.version != VERSION:
+            raise PeerUnusable(
+                OcpiStatus.UNSUPPORTED_VERSION,
+                f"{chosen.url} describes version {details.version}, expected {VERSION}",
+            )
+        if not any(e.identifier == ModuleID.CREDENTIALS for e in details.endpoints):
+            raise PeerUnusable(
+                OcpiStatus.NO_MATCHING_ENDPOINTS, f"{chosen.url} lists no credentials endpoint"
+            )
+        return PeerApi(
+            version=details.version, versions_url=versions_url, endpoints=tuple(details.endpoints)
+        )
+
+    # --- outbound: we call the partner's credentials endpoint ----------------------------
+
+    async def register(
+        self,
+        versions_url: str,
+        token_a: str,
+        *,
+        expected: ExpectedRole | None = None,
+        encode_token: bool = True,
+    ) -> Partner:
+        """Register with a partner that gave us its token A (we are the Sender)."""
+        try:
+            api = await self.discover(versions_url, token_a, encode_token=encode_token)
+        except PeerUnusable as exc:
+            raise PartnerOperationFailed(f"OCPI {exc.status_code}: {exc.message}") from exc
+        credentials_url = _credentials_url(api.endpoints)
+        token_b = mint_token()
+        partner = await self.store.add_registering(
+            token_b=token_b,
+            versions_url=versions_url,
+            version=api.version,
+            endpoints=api.endpoints,
+            expected=expected,
+            encode_token=encode_token,
+            now=self._clock(),
+        )
+        reply = await self.client.request(
+            "POST",
+            credentials_url,
+            token=token_a,
+            encode_token=encode_token,
+            body=_dump(self.identity.credentials(token_b)),
+        )
+        if not reply.ok:
+            await self.store.delete(partner.id)
+            raise PartnerOperationFailed(f"registration refused: {reply.describe()}")
+        try:
+            theirs = Credentials.model_validate(reply.data)
+        except ValidationError as exc:
+            await self.store.delete(partner.id)
+            raise PartnerOperationFailed(
+                f"the partner answered invalid credentials: {_errors(exc)}"
+            ) from exc
+        try:
+            await self._check_roles(partner, theirs.roles)
+            return await self.store.store_credentials(
+                partner.id,
+                authenticated_with=token_b,
+                from_status=PartnerStatus.REGISTERING,
+                token_accept=token_b,
+                token_present=theirs.token,
+                versions_url=theirs.url,
+                version=api.version,
+                endpoints=api.endpoints,
+                roles=theirs.roles,
+                now=self._clock(),
+            )
+        except (InvalidParameters, RoleTaken, PartnerChanged) as exc:
+            # Registered on their side, refused on ours: undo theirs so both agree.
+            await self.client.request(
+                "DELETE", credentials_url, token=theirs.token, encode_token=encode_token
+            )
+            await self.store.delete(partner.id)
+            raise PartnerOperationFailed(f"registration undone: {exc}") from exc
+
+    async def rotate(self, partner_id: int) -> Partner:
+        """PUT our credentials with a new token; the partner answers with a new token of its
+        own. Our old token stays valid until the partner has confirmed."""
+        partner = await self._registered(partner_id)
+        assert partner.token_present is not None
+        credentials_url = _credentials_url(partner.endpoints)
+        new_token = mint_token()
+        await self.store.set_pending_token(partner.id, new_token)
+        try:
+            reply = await self.client.request(
+                "PUT",
+                credentials_url,
+                token=partner.token_present,
+                encode_token=partner.encode_token,
+                body=_dump(self.identity.credentials(new_token)),
+            )
+            if not reply.ok:
+                raise PartnerOperationFailed(f"rotation refused: {reply.describe()}")
+            try:
+                theirs = Credentials.model_validate(reply.data)
+            except ValidationError as exc:
+                raise PartnerOperationFailed(
+                    f"the partner answered invalid credentials: {_errors(exc)}"
+                ) from exc
+        except BaseException:
+            await self.store.set_pending_token(partner.id, None)
+            raise
+        api = await self._rediscover(partner, theirs)
+        try:
+            updated = await self.store.store_credentials(
+                partner.id,
+                authenticated_with=new_token,
+                from_status=PartnerStatus.REGISTERED,
+                token_accept=new_token,
+                token_present=theirs.token,
+                versions_url=theirs.url,
+                version=api.version,
+                endpoints=api.endpoints,
+                roles=theirs.roles,
+                now=self._clock(),
+            )
+        except (RoleTaken, PartnerChanged) as exc:
+            raise PartnerOperationFailed(f"rotation answered but not stored: {exc}") from exc
+        log.info("OCPI credentials rotated with partner %d", partner.id)
+        return updated
+
+    async def _rediscover(self, partner: Partner, theirs: Credentials) -> PeerApi:
+        """The partner's endpoints under its new token; the known ones if that fails."""
+        try:
+            return await self.discover(theirs.url, theirs.token, encode_token=partner.encode_token)
+        except PeerUnusable as exc:
+            log.warning(
+                "OCPI partner %d: endpoints not refreshed after rotation (%s); keeping the "
+                "known ones",
+                partner.id,
+                exc.message,
+            )
+            return PeerApi(
+                version=partner.version or VERSION,
+                versions_url=partner.versions_url or theirs.url,
+                endpoints=partner.endpoints,
+            )
+
+    async def unregister(self, partner_id: int, *, force: bool = False) -> Partner:
+        """DELETE our registration at the partner, then invalidate its tokens here. A partner
+        that never registered only loses its token A. With ``force`` the local side is
+        unregistered even when the partner cannot be reached."""
+        partner = await self.get(partner_id)
+        if partner.status is PartnerStatus.UNREGISTERED:
+            raise PartnerOperationFailed(
+                f"partner {partner_id} is already unregistered", FailureKind.STATE
+            )
+        if partner.status is PartnerStatus.REGISTERED:
+            assert partner.token_present is not None
+            reply = await self.client.request(
+                "DELETE",
+                _credentials_url(partner.endpoints),
+                token=partner.token_present,
+                encode_token=partner.encode_token,
+            )
+            if not reply.ok:
+                if not force:
+                    raise PartnerOperationFailed(
+                        f"unregistration refused: {reply.describe()} (nothing changed; "
+                        "--force unregisters locally anyway)"
+                    )
+                log.warning(
+                    "OCPI partner %d unregistered locally only: %s", partner.id, reply.describe()
+                )
+        now = self._clock()
+        updated = await self.store.unregister(partner.id, authenticated_with=None, now=now)
+        log.info("OCPI partner %d unregistered", partner.id)
+        return updated
+
+    async def _registered(self, partner_id: int) -> Partner:
+        partner = await self.get(partner_id)
+        if not partner.registered:
+            raise PartnerOperationFailed(
+                f"partner {partner_id} is {partner.status.value.lower()}, not registered",
+                FailureKind.STATE,
+            )
+        return partner
+
+
+def _credentials_url(endpoints: Sequence[Endpoint]) -> str:
+    for endpoint in endpoints:
+        if endpoint.identifier == ModuleID.CREDENTIALS:
+            return endpoint.url
+    raise PartnerOperationFailed("the partner lists no credentials endpoint", FailureKind.STATE)
+
+
+def _parse(adapter: TypeAdapter[Any], data: Any, what: str, url: str) -> Any:
+    try:
+        return adapter.validate_python(data)
+    except ValidationError as exc:
+        raise PeerUnusable(
+            OcpiStatus.CLIENT_API_UNUSABLE, f"invalid {what} from {url}: {_errors(exc)}"
+        ) from exc
+
+
+def _errors(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
+        for err in exc.errors()[:5]
+    )
+
+
+def _dump(credentials: Credentials) -> dict[str, Any]:
+    dumped: dict[str, Any] = credentials.model_dump(mode="json", exclude_none=True)
+    return dumped
+
+
+def _roles_text(roles: Sequence[CredentialsRole]) -> str:
+    return ", ".join(f"{r.country_code}/{r.party_id} ({r.role.value})" for r in roles) or "none"
