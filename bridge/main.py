@@ -174,17 +174,20 @@ class BridgeApp:
                 parent_id_tag=token.parent_id_tag,
             )
 
-    async def health(self) -> dict[str, Any]:
-        return {"status": "ok", "connected_chargers": len(self.registry.connected_ids())}
-
-    async def _start_http(self) -> None:
-        platform = OcpiPlatform(
+    def http_platform(self) -> OcpiPlatform:
+        """What the HTTP routers use from this bridge."""
+        return OcpiPlatform(
             partners=self.partners,
             max_page_size=self.settings.ocpi_page_size,
             admin_token=self.settings.admin_token,
         )
+
+    async def health(self) -> dict[str, Any]:
+        return {"status": "ok", "connected_chargers": len(self.registry.connected_ids())}
+
+    async def _start_http(self) -> None:
         config = uvicorn.Config(
-            create_app(self.health, platform),
+            create_app(self.health, self.http_platform()),
             host=self.settings.host,
             port=self.settings.http_port,
             log_config=None,

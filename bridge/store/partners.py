@@ -12,6 +12,7 @@ from pydantic import TypeAdapter
 from sqlalchemy import delete, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bridge.ocpi.models import CredentialsRole, Endpoint
 from bridge.partners import ExpectedRole, Initiator, Partner, PartnerStatus
@@ -179,9 +180,7 @@ class PartnerStore:
             row.updated_at = now
             if row.registered_at is None:
                 row.registered_at = now
-            await uow.session.execute(
-                delete(PartnerRoleRow).where(col(PartnerRoleRow.partner_id) == partner_id)
-            )
+            await _delete_roles(uow.session, partner_id)
             for role in roles:
                 uow.session.add(
                     PartnerRoleRow(
@@ -230,9 +229,7 @@ class PartnerStore:
             row.token_accept_pending = None
             row.token_present = None
             row.updated_at = now
-            await uow.session.execute(
-                delete(PartnerRoleRow).where(col(PartnerRoleRow.partner_id) == partner_id)
-            )
+            await _delete_roles(uow.session, partner_id)
             return _to_partner(row)
 
     async def delete(self, partner_id: int) -> None:
@@ -241,6 +238,13 @@ class PartnerStore:
             row = await uow.session.get(PartnerRow, partner_id)
             if row is not None:
                 await uow.session.delete(row)
+
+
+async def _delete_roles(session: AsyncSession, partner_id: int) -> None:
+    connection = await session.connection()
+    await connection.execute(
+        delete(PartnerRoleRow).where(col(PartnerRoleRow.partner_id) == partner_id)
+    )
 
 
 def _dump_endpoints(endpoints: Sequence[Endpoint]) -> str:
