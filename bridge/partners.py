@@ -62,7 +62,7 @@ class Partner:
 
     def endpoint_url(self, module: ModuleID | str, role: InterfaceRole) -> str | None:
         for endpoint in self.endpoints:
-            if endpoint.identifier == module and endpoint.role is role:
+            if endpoint.identifier == module and endpoint.role == role:
                 return endpoint.url
         return None
 

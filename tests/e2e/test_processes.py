@@ -204,3 +204,111 @@ def test_serve_refuses_a_site_with_an_invalid_charger_id(tmp_path):
     result = _cli(tmp_path, "serve", "--site", str(bad))
     assert result.returncode == 2
     assert "invalid charger id" in result.stderr
+
+
+@pytest.fixture
+def emsp_process() -> Iterator[str]:
+    """``python -m simulators.emsp serve`` on a free port; yields its control base URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "simulators.emsp", "serve", "--port", "0", "--party", "EMS"],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    assert process.stdout is not None
+    try:
+        first = json.loads(process.stdout.readline())
+        yield first["control_url"].removesuffix("/_sim")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(10)
+
+
+def _emsp(sim_url: str, *args: str) -> dict:  # type: ignore[type-arg]
+    done = subprocess.run(
+        [sys.executable, "-m", "simulators.emsp", *args, "--sim-url", sim_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    result: dict = json.loads(done.stdout)  # type: ignore[type-arg]
+    return result
+
+
+def test_partner_onboarding_as_documented_in_the_readme(served, emsp_process, tmp_path):
+    _, _, http_port = served
+    public = {"OCPI_BRIDGE_PUBLIC_URL": f"http://127.0.0.1:{http_port}"}
+
+    # A. The eMSP registers with us using the token A we mint.
+    added = _cli(tmp_path, "partners", "add", "--country", "NL", "--party", "EMS", **public)
+    assert added.returncode == 0, added.stderr
+    token_a = re.search(r"token A:\s+(\S+)", added.stdout)
+    versions_url = re.search(r"versions URL:\s+(\S+)", added.stdout)
+    assert token_a is not None
+    assert versions_url is not None
+    assert versions_url.group(1) == f"http://127.0.0.1:{http_port}/ocpi/versions"
+    registered = _emsp(
+        emsp_process,
+        "register",
+        "--versions-url",
+        versions_url.group(1),
+        "--token",
+        token_a.group(1),
+    )
+    assert registered["ok"], registered
+    listed = _cli(tmp_path, "partners", "list", **public)
+    assert "\t".join(["1", "REGISTERED", "partner", "NL/EMS (EMSP)"]) in listed.stdout
+
+    rotated = _cli(tmp_path, "partners", "rotate", "1", **public)
+    assert rotated.returncode == 0, rotated.stderr
+    assert "tokens rotated" in rotated.stdout
+    assert _emsp(emsp_process, "state")["peer"] is not None
+
+    unregistered = _cli(tmp_path, "partners", "unregister", "1", **public)
+    assert unregistered.returncode == 0, unregistered.stderr
+    assert _emsp(emsp_process, "state")["peer"] is None
+
+    # B. We register with the eMSP using the token A it mints (our server answers its calls).
+    minted = _emsp(emsp_process, "token-a")
+    ours = _cli(
+        tmp_path,
+        "partners",
+        "register",
+        "--versions-url",
+        minted["versions_url"],
+        "--token",
+        minted["token"],
+        "--country",
+        "NL",
+        "--party",
+        "EMS",
+        **public,
+    )
+    assert ours.returncode == 0, ours.stderr
+    assert "partner 2 registered: NL/EMS (EMSP)" in ours.stdout
+    assert "credentials" in ours.stdout
+    shown = _cli(tmp_path, "partners", "show", "2", **public)
+    assert "REGISTERED" in shown.stdout
+
+    # Operator mistakes: a clear message and exit code, nothing stored.
+    refused = _cli(
+        tmp_path,
+        "partners",
+        "register",
+        "--versions-url",
+        "http://127.0.0.1:1/ocpi/versions",
+        "--token",
+        "whatever",
+        **public,
+    )
+    assert refused.returncode == 1
+    assert "error: OCPI 3001" in refused.stderr
+    bad = _cli(tmp_path, "partners", "add", "--country", "NLD", "--party", "EMS", **public)
+    assert bad.returncode == 2
+    missing = _cli(tmp_path, "partners", "rotate", "9", **public)
+    assert missing.returncode == 1
+    assert "no partner 9" in missing.stderr
+    assert _cli(tmp_path, "partners", "list", **public).stdout.count("\n") == 3
