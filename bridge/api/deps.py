@@ -139,3 +139,34 @@ def parse_object(model: type[M], value: Any) -> M:
             for err in exc.errors()[:10]
         )
         raise InvalidParameters(f"invalid {model.__name__}: {details}") from exc
+
+
+def check_object_owner(
+    routed: RoutedCaller,
+    *,
+    url_country_code: str,
+    url_party_id: str,
+    body_country_code: str | None,
+    body_party_id: str | None,
+) -> None:
+    """An object a partner PUTs or PATCHes at ``.../{country_code}/{party_id}/{id}`` must be
+    the caller's: URL, body and ``OCPI-from-*`` headers all name one of its parties (no
+    precedence between them: ocpi/ocpi#548). ``InvalidParameters`` (2001) otherwise."""
+    url = (url_country_code.upper(), url_party_id.upper())
+    if not routed.caller.partner.has_party(*url):
+        raise InvalidParameters(
+            f"{url[0]}/{url[1]} in the URL is not a party of this token's partner "
+            f"({routed.caller.partner.label()})"
+        )
+    if url != (routed.country_code, routed.party_id):
+        raise InvalidParameters(
+            f"{url[0]}/{url[1]} in the URL differs from OCPI-from "
+            f"{routed.country_code}/{routed.party_id}"
+        )
+    if body_country_code is not None and body_party_id is not None:
+        body = (body_country_code.upper(), body_party_id.upper())
+        if body != url:
+            raise InvalidParameters(
+                f"country_code/party_id {body[0]}/{body[1]} in the body differ from "
+                f"{url[0]}/{url[1]} in the URL"
+            )

@@ -14,8 +14,9 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 from sqlmodel import col, select
 
-from bridge.api.deps import Platform, Routed
+from bridge.api.deps import JsonBody, Platform, Routed, check_object_owner
 from bridge.api.pagination import Page, paged_response
+from bridge.api.responses import ocpi_response
 from bridge.app import create_app
 from bridge.main import BridgeApp
 from bridge.ocpi.models import BusinessDetails, CredentialsRole, Role
@@ -55,6 +56,23 @@ def module_router(app: BridgeApp) -> APIRouter:
             request, page, found, total=total, base_url=platform.identity.base_url
         )
 
+    @router.put("/ocpi/2.2.1/items/{country_code}/{party_id}/{item_id}")
+    async def put_item(
+        country_code: str, party_id: str, item_id: str, routed: Routed, body: JsonBody
+    ) -> Response:
+        check_object_owner(
+            routed,
+            url_country_code=country_code,
+            url_party_id=party_id,
+            body_country_code=body.get("country_code"),
+            body_party_id=body.get("party_id"),
+        )
+        return ocpi_response()
+
+    @router.get("/ocpi/2.2.1/boom")
+    async def boom(_routed: Routed) -> Response:
+        raise RuntimeError("a bug")
+
     return router
 
 
@@ -91,7 +109,7 @@ async def module(tmp_path: Path) -> AsyncIterator[tuple[BridgeApp, httpx.AsyncCl
     async with running_bridge(tmp_path, ocpi_page_size=3, public_url="https://cpo.test") as app:
         asgi = create_app(app.health, app.http_platform())
         asgi.include_router(module_router(app))
-        transport = httpx.ASGITransport(app=asgi)
+        transport = httpx.ASGITransport(app=asgi, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield app, client
 
@@ -237,3 +255,81 @@ async def test_list_answers_400_when_paging_parameters_are_invalid(
     response = await client.get(f"/ocpi/2.2.1/items?{query}", headers=token_header(token))
     assert response.status_code == 400
     assert response.json()["status_code"] == 2001
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "routing", "message"),
+    [
+        ("NL/XYZ/1", {"country_code": "NL", "party_id": "XYZ"}, {}, "not a party"),
+        ("NL/EMS/1", {"country_code": "NL", "party_id": "XYZ"}, {}, "in the body differ"),
+        ("DE/EMS/1", {"country_code": "DE", "party_id": "EMS"}, {}, "not a party"),
+        (
+            "NL/EMS/1",
+            {"country_code": "NL", "party_id": "EMS"},
+            {"OCPI-from-country-code": "NL", "OCPI-from-party-id": "TWO"},
+            "differs from OCPI-from",
+        ),
+    ],
+)
+async def test_put_answers_2001_when_url_headers_and_body_name_different_parties(
+    module: tuple[BridgeApp, httpx.AsyncClient],
+    path: str,
+    body: dict[str, str],
+    routing: dict[str, str],
+    message: str,
+) -> None:
+    app, client = module
+    partner, token = await registered_partner(app)
+    # The partner hosts two parties: NL/EMS and NL/TWO.
+    await app.partners.store.store_credentials(
+        partner.id,
+        authenticated_with=token,
+        from_status=PartnerStatus.REGISTERED,
+        token_accept=token,
+        token_present="token-b",
+        versions_url="http://emsp.invalid/versions",
+        version="2.2.1",
+        endpoints=[],
+        roles=[
+            CredentialsRole(
+                role=Role.EMSP,
+                business_details=BusinessDetails(name="eMSP"),
+                country_code="NL",
+                party_id=party,
+            )
+            for party in ("EMS", "TWO")
+        ],
+        now=T0,
+    )
+    await registered_partner(app, party="XYZ")
+    response = await client.put(
+        f"/ocpi/2.2.1/items/{path}", headers=token_header(token) | routing, json=body
+    )
+    assert response.status_code == 200
+    assert response.json()["status_code"] == 2001
+    assert message in response.json()["status_message"]
+
+
+async def test_put_is_accepted_when_url_headers_and_body_agree(
+    module: tuple[BridgeApp, httpx.AsyncClient],
+) -> None:
+    app, client = module
+    _, token = await registered_partner(app)
+    response = await client.put(
+        "/ocpi/2.2.1/items/nl/ems/1",
+        headers=token_header(token) | {"OCPI-from-country-code": "NL", "OCPI-from-party-id": "EMS"},
+        json={"country_code": "NL", "party_id": "EMS"},
+    )
+    assert response.json()["status_code"] == 1000
+
+
+@pytest.mark.expect_errors("unexpected error on GET /ocpi/2.2.1/boom")
+async def test_unexpected_error_answers_500_with_status_3000(
+    module: tuple[BridgeApp, httpx.AsyncClient],
+) -> None:
+    app, client = module
+    _, token = await registered_partner(app)
+    response = await client.get("/ocpi/2.2.1/boom", headers=token_header(token))
+    assert response.status_code == 500
+    assert response.json()["status_code"] == 3000
+    assert "a bug" not in response.text
