@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -12,6 +13,7 @@ import typer
 
 from bridge.main import BridgeApp
 from bridge.ocpi.models import Role
+from bridge.ocpi.wire import TOKEN_PATTERN
 from bridge.partners import ExpectedRole, Partner, PartnerStatus
 from bridge.registration import PartnerOperationFailed
 from bridge.settings import load_settings
@@ -43,6 +45,7 @@ def _run(work: Callable[[BridgeApp], Awaitable[T]]) -> T:
         try:
             return await work(bridge)
         finally:
+            await bridge.ocpi_client.aclose()
             await bridge.db.dispose()
 
     try:
@@ -195,6 +198,12 @@ def partners_register(
     the partner calls our versions endpoint back during the handshake."""
     if (country is None) != (party is None):
         typer.echo("error: give --country and --party together", err=True)
+        raise typer.Exit(2)
+    if not re.fullmatch(TOKEN_PATTERN, token):
+        typer.echo("error: a credentials token is 1-64 printable ASCII characters", err=True)
+        raise typer.Exit(2)
+    if not versions_url.startswith(("http://", "https://")):
+        typer.echo("error: --versions-url must be an http(s) URL", err=True)
         raise typer.Exit(2)
 
     async def register(bridge: BridgeApp) -> Partner:

@@ -53,8 +53,10 @@ class MethodNotAllowed(OcpiError):
 
 class PeerUnusable(OcpiError):
     """The peer's API could not be used (3001), offers no common version (3002) or lacks the
-    endpoints we need (3003)."""
+    endpoints we need (3003). ``message`` is what the peer is told; ``detail`` (for our logs
+    and operators) may quote what its servers answered."""
 
-    def __init__(self, status_code: OcpiStatus, message: str) -> None:
+    def __init__(self, status_code: OcpiStatus, message: str, detail: str | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
+        self.detail = detail or message

@@ -96,6 +96,12 @@ class BridgeApp:
         await self.ocpp.start()
         await self._start_http()
         self._schedule_jobs()
+        if not self.settings.public_url and self.settings.host not in ("127.0.0.1", "localhost"):
+            log.warning(
+                "OCPI_BRIDGE_PUBLIC_URL is not set: partners are told to call %s, set it to the "
+                "URL they can reach",
+                self.identity().versions_url,
+            )
         log.info(
             "ocpi-bridge ready: OCPP ws://%s:%d/ocpp/{charger_id}, HTTP http://%s:%d",
             self.settings.host,

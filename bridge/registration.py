@@ -188,19 +188,24 @@ class PartnerService:
         log.info("OCPI partner %d unregistered itself", caller.partner.id)
 
     async def _check_roles(self, partner: Partner, roles: Sequence[CredentialsRole]) -> None:
+        """The roles a partner registers: unique, within the party its token A was issued for
+        (a partner cannot speak for parties the operator did not approve), and no party of
+        another registered partner."""
         keys = {role.key() for role in roles}
         if len(keys) != len(roles):
             raise InvalidParameters("roles: each (role, country_code, party_id) must be unique")
-        if partner.expected is not None and partner.expected.key() not in keys:
-            raise InvalidParameters(
-                f"roles: this token was issued for {partner.expected}, "
-                f"the credentials list {_roles_text(roles)}"
-            )
-        taken = await self.store.owner_of_roles(roles, except_partner=partner.id)
+        expected = partner.expected
+        if expected is not None:
+            party = (expected.country_code.upper(), expected.party_id.upper())
+            if expected.key() not in keys or any(key[1:] != party for key in keys):
+                raise InvalidParameters(
+                    f"roles: this token was issued for {expected}, "
+                    f"the credentials list {_roles_text(roles)}"
+                )
+        taken = await self.store.owner_of_party(roles, except_partner=partner.id)
         if taken is not None:
-            role, _ = taken
             raise InvalidParameters(
-                f"roles: {role.country_code}/{role.party_id} ({role.role.value}) "
+                f"roles: {taken.country_code}/{taken.party_id} "
                 "is already registered by another partner"
             )
 
@@ -243,7 +248,9 @@ class PartnerService:
         )
         if not reply.ok:
             raise PeerUnusable(
-                OcpiStatus.CLIENT_API_UNUSABLE, f"could not get versions: {reply.describe()}"
+                OcpiStatus.CLIENT_API_UNUSABLE,
+                f"could not get versions from {versions_url}: {reply.summary()}",
+                f"could not get versions: {reply.describe()}",
             )
         versions = _parse(_VERSIONS, reply.data, "versions", versions_url)
         chosen = next((v for v in versions if v.version == VERSION), None)
@@ -257,6 +264,7 @@ class PartnerService:
         if not reply.ok:
             raise PeerUnusable(
                 OcpiStatus.CLIENT_API_UNUSABLE,
+                f"could not get version details from {chosen.url}: {reply.summary()}",
                 f"could not get version details: {reply.describe()}",
             )
         details = _parse(TypeAdapter(VersionDetails), reply.data, "version details", chosen.url)
@@ -287,7 +295,7 @@ class PartnerService:
         try:
             api = await self.discover(versions_url, token_a, encode_token=encode_token)
         except PeerUnusable as exc:
-            raise PartnerOperationFailed(f"OCPI {exc.status_code}: {exc.message}") from exc
+            raise PartnerOperationFailed(f"OCPI {exc.status_code}: {exc.detail}") from exc
         credentials_url = _credentials_url(api.endpoints)
         token_b = mint_token()
         partner = await self.store.add_registering(
@@ -299,6 +307,17 @@ class PartnerService:
             encode_token=encode_token,
             now=self._clock(),
         )
+        try:
+            return await self._complete_registration(partner, credentials_url, token_a, token_b)
+        except BaseException:
+            # Whatever went wrong, token B must not stay valid for a registration that failed.
+            await self.store.delete(partner.id)
+            raise
+
+    async def _complete_registration(
+        self, partner: Partner, credentials_url: str, token_a: str, token_b: str
+    ) -> Partner:
+        encode_token = partner.encode_token
         reply = await self.client.request(
             "POST",
             credentials_url,
@@ -307,12 +326,15 @@ class PartnerService:
             body=_dump(self.identity.credentials(token_b)),
         )
         if not reply.ok:
-            await self.store.delete(partner.id)
-            raise PartnerOperationFailed(f"registration refused: {reply.describe()}")
+            hint = (
+                " (the partner may have registered us anyway: check with it before retrying)"
+                if reply.outcome_unknown
+                else ""
+            )
+            raise PartnerOperationFailed(f"registration refused: {reply.describe()}{hint}")
         try:
             theirs = Credentials.model_validate(reply.data)
         except ValidationError as exc:
-            await self.store.delete(partner.id)
             raise PartnerOperationFailed(
                 f"the partner answered invalid credentials: {_errors(exc)}"
             ) from exc
@@ -325,47 +347,61 @@ class PartnerService:
                 token_accept=token_b,
                 token_present=theirs.token,
                 versions_url=theirs.url,
-                version=api.version,
-                endpoints=api.endpoints,
+                version=partner.version or VERSION,
+                endpoints=partner.endpoints,
                 roles=theirs.roles,
                 now=self._clock(),
             )
         except (InvalidParameters, RoleTaken, PartnerChanged) as exc:
             # Registered on their side, refused on ours: undo theirs so both agree.
-            await self.client.request(
+            undo = await self.client.request(
                 "DELETE", credentials_url, token=theirs.token, encode_token=encode_token
             )
-            await self.store.delete(partner.id)
-            raise PartnerOperationFailed(f"registration undone: {exc}") from exc
+            outcome = "undone at the partner" if undo.ok else f"undo failed: {undo.describe()}"
+            log.warning("OCPI registration with %s refused: %s; %s", credentials_url, exc, outcome)
+            raise PartnerOperationFailed(f"registration refused ({exc}); {outcome}") from exc
 
     async def rotate(self, partner_id: int) -> Partner:
         """PUT our credentials with a new token; the partner answers with a new token of its
-        own. Our old token stays valid until the partner has confirmed."""
+        own. Our old token stays valid until the partner has confirmed. When the outcome is
+        unknown (timeout, server error) both our tokens stay valid, so the partner can call us
+        whichever it kept."""
         partner = await self._registered(partner_id)
         assert partner.token_present is not None
         credentials_url = _credentials_url(partner.endpoints)
         new_token = mint_token()
-        await self.store.set_pending_token(partner.id, new_token)
-        try:
-            reply = await self.client.request(
-                "PUT",
-                credentials_url,
-                token=partner.token_present,
-                encode_token=partner.encode_token,
-                body=_dump(self.identity.credentials(new_token)),
-            )
-            if not reply.ok:
-                raise PartnerOperationFailed(f"rotation refused: {reply.describe()}")
-            try:
-                theirs = Credentials.model_validate(reply.data)
-            except ValidationError as exc:
+        if not await self.store.begin_rotation(partner.id, new_token):
+            raise PartnerOperationFailed(f"partner {partner_id} changed", FailureKind.STATE)
+        reply = await self.client.request(
+            "PUT",
+            credentials_url,
+            token=partner.token_present,
+            encode_token=partner.encode_token,
+            body=_dump(self.identity.credentials(new_token)),
+        )
+        if not reply.ok:
+            if reply.outcome_unknown:
                 raise PartnerOperationFailed(
-                    f"the partner answered invalid credentials: {_errors(exc)}"
-                ) from exc
-        except BaseException:
-            await self.store.set_pending_token(partner.id, None)
-            raise
+                    f"rotation outcome unknown: {reply.describe()}; both our tokens stay valid "
+                    "for the partner; check with it, then rotate again"
+                )
+            await self.store.abort_rotation(partner.id, new_token)
+            raise PartnerOperationFailed(f"rotation refused: {reply.describe()}")
+        try:
+            theirs = Credentials.model_validate(reply.data)
+        except ValidationError as exc:
+            raise PartnerOperationFailed(
+                f"rotation outcome unknown: the partner answered invalid credentials "
+                f"({_errors(exc)}); both our tokens stay valid for the partner"
+            ) from exc
         api = await self._rediscover(partner, theirs)
+        refused: InvalidParameters | None = None
+        roles: Sequence[CredentialsRole] = theirs.roles
+        try:
+            await self._check_roles(partner, theirs.roles)
+        except InvalidParameters as exc:
+            # The token exchange happened at the partner: keep it, but not the new roles.
+            refused, roles = exc, partner.roles
         try:
             updated = await self.store.store_credentials(
                 partner.id,
@@ -376,11 +412,16 @@ class PartnerService:
                 versions_url=theirs.url,
                 version=api.version,
                 endpoints=api.endpoints,
-                roles=theirs.roles,
+                roles=roles,
                 now=self._clock(),
             )
         except (RoleTaken, PartnerChanged) as exc:
             raise PartnerOperationFailed(f"rotation answered but not stored: {exc}") from exc
+        if refused is not None:
+            raise PartnerOperationFailed(
+                f"tokens rotated, but the partner's new roles were refused: {refused.message}",
+                FailureKind.STATE,
+            )
         log.info("OCPI credentials rotated with partner %d", partner.id)
         return updated
 
@@ -393,7 +434,7 @@ class PartnerService:
                 "OCPI partner %d: endpoints not refreshed after rotation (%s); keeping the "
                 "known ones",
                 partner.id,
-                exc.message,
+                exc.detail,
             )
             return PeerApi(
                 version=partner.version or VERSION,
@@ -454,7 +495,9 @@ def _parse(adapter: TypeAdapter[Any], data: Any, what: str, url: str) -> Any:
         return adapter.validate_python(data)
     except ValidationError as exc:
         raise PeerUnusable(
-            OcpiStatus.CLIENT_API_UNUSABLE, f"invalid {what} from {url}: {_errors(exc)}"
+            OcpiStatus.CLIENT_API_UNUSABLE,
+            f"{url} did not answer valid OCPI {what}",
+            f"invalid {what} from {url}: {_errors(exc)}",
         ) from exc
 
 

@@ -14,7 +14,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from bridge.api.deps import JsonBody, Platform, parse_object
 from bridge.api.responses import ocpi_response
 from bridge.errors import NotAuthenticated, NotFound, OcpiError
-from bridge.ocpi.models import CountryCode, CredentialsRole, Endpoint, PartyId, Role, Url
+from bridge.ocpi.models import (
+    CountryCode,
+    CredentialsRole,
+    CredentialsToken,
+    Endpoint,
+    PartyId,
+    Role,
+    Url,
+)
 from bridge.ocpi.wire import OcpiStatus
 from bridge.partners import ExpectedRole, Partner, PartnerStatus
 from bridge.registration import FailureKind, PartnerOperationFailed
@@ -86,7 +94,7 @@ class AddPartner(BaseModel):
 class RegisterPartner(BaseModel):
     model_config = ConfigDict(extra="forbid")
     versions_url: Url
-    token: Annotated[str, Field(min_length=1, max_length=64)]
+    token: CredentialsToken
     country_code: CountryCode | None = None
     party_id: PartyId | None = None
     role: Role = Role.EMSP

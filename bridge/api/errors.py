@@ -1,5 +1,6 @@
-"""Every error as the OCPI envelope: our ``OcpiError`` tree, FastAPI's own 404/405 for unknown
-paths and methods, and unexpected exceptions (HTTP 500, status 3000, logged)."""
+"""Every error as the OCPI envelope: our ``OcpiError`` tree and FastAPI's own 404/405 for unknown
+paths and methods. Unexpected exceptions are answered by the request-context middleware (HTTP
+500, status 3000, logged) so that they carry the request ids too."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bridge.api.responses import ocpi_response
-from bridge.errors import OcpiError
+from bridge.errors import OcpiError, PeerUnusable
 from bridge.ocpi.wire import OcpiStatus
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ def install_error_handlers(app: FastAPI) -> None:
             request.url.path,
             exc.http_status,
             exc.status_code,
-            exc.message,
+            exc.detail if isinstance(exc, PeerUnusable) else exc.message,
         )
         headers = {"WWW-Authenticate": "Token"} if exc.http_status == 401 else None
         return ocpi_response(
@@ -52,10 +53,3 @@ def install_error_handlers(app: FastAPI) -> None:
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:5]
         )
         return ocpi_response(status=OcpiStatus.INVALID_PARAMETERS, message=details, http_status=400)
-
-    @app.exception_handler(Exception)
-    async def on_unexpected(request: Request, exc: Exception) -> Response:
-        log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-        return ocpi_response(
-            status=OcpiStatus.SERVER_ERROR, message="internal error", http_status=500
-        )

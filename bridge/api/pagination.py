@@ -64,6 +64,7 @@ def paged_response(
 
 
 _PAGING = {"offset", "limit"}
+_MAX_PARAMETER = 2**31 - 1
 
 
 def _int(value: str | None, name: str, *, default: int) -> int:
@@ -75,6 +76,8 @@ def _int(value: str | None, name: str, *, default: int) -> int:
         raise MalformedRequest(f"{name} must be a non-negative integer, got {value!r}") from None
     if number < 0 or (name == "limit" and number == 0):
         raise MalformedRequest(f"{name} must be {'positive' if name == 'limit' else '>= 0'}")
+    if number > _MAX_PARAMETER:
+        raise MalformedRequest(f"{name} must be at most {_MAX_PARAMETER}")
     return number
 
 

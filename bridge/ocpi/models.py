@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from bridge.ocpi.wire import TOKEN_PATTERN
 
-Url = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+Url = Annotated[str, StringConstraints(pattern=r"^https?://\S+$", max_length=255)]
 CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2}$")]
 PartyId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{3}$")]
 CredentialsToken = Annotated[str, StringConstraints(pattern=TOKEN_PATTERN)]

@@ -24,6 +24,7 @@ class Failure(StrEnum):
     HTTP_STATUS = "http-status"  # an HTTP status outside 2xx
     INVALID_RESPONSE = "invalid-response"  # not JSON or not an OCPI envelope
     OCPI_STATUS = "ocpi-status"  # an envelope whose status_code is not 1xxx
+    INVALID_REQUEST = "invalid-request"  # a URL or token that cannot be sent (nothing sent)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,6 +60,26 @@ class OcpiReply:
     @property
     def ok(self) -> bool:
         return self.failure is None
+
+    @property
+    def outcome_unknown(self) -> bool:
+        """The partner may have processed the request though we saw no answer (timeout, a
+        connection lost after sending, a server error)."""
+        return self.failure is Failure.TIMEOUT or (
+            self.failure is Failure.HTTP_STATUS
+            and self.http_status is not None
+            and self.http_status >= 500
+        )
+
+    def summary(self) -> str:
+        """What may be told to the partner itself: the failure kind and statuses, never the
+        body we read (a partner must not use us to read other servers' answers)."""
+        parts = [self.failure.value if self.failure else "ok"]
+        if self.http_status is not None:
+            parts.append(f"HTTP {self.http_status}")
+        if self.status_code is not None:
+            parts.append(f"OCPI {self.status_code}")
+        return ", ".join(parts)
 
     def describe(self) -> str:
         """One line for logs and operators: what was called and what came back."""
@@ -110,14 +131,33 @@ class OcpiClient:
         if body is not None:
             headers["Content-Type"] = "application/json"
             content = json.dumps(body, separators=(",", ":")).encode()
+        if not url.startswith(("http://", "https://")):
+            return self._failed(method, url, Failure.INVALID_REQUEST, "not an http(s) URL")
         try:
             response = await self._http.request(
                 method, url, headers=headers, content=content, params=params
             )
         except httpx.TimeoutException as exc:
             return self._failed(method, url, Failure.TIMEOUT, type(exc).__name__)
+        except (
+            httpx.InvalidURL,
+            httpx.UnsupportedProtocol,
+            UnicodeError,
+            ValueError,
+            OverflowError,
+        ) as exc:
+            return self._failed(
+                method, url, Failure.INVALID_REQUEST, f"{type(exc).__name__}: {exc}"
+            )
         except httpx.HTTPError as exc:
             return self._failed(method, url, Failure.UNREACHABLE, f"{type(exc).__name__}: {exc}")
+        except Exception as exc:
+            # Anything else the HTTP stack raises for a request it cannot make (e.g. a port out
+            # of range surfaces as an exception group): a value like any failure, with a trace.
+            log.warning("OCPI %s %s could not be sent", method, url, exc_info=exc)
+            return self._failed(
+                method, url, Failure.INVALID_REQUEST, f"{type(exc).__name__}: {exc}"
+            )
         return _read_reply(method, url, response)
 
     def _failed(self, method: str, url: str, failure: Failure, detail: str) -> OcpiReply:

@@ -9,14 +9,15 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from pydantic import TypeAdapter
-from sqlalchemy import delete, or_
+from sqlalchemy import ColumnElement, delete, insert, or_, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bridge.ocpi.models import CredentialsRole, Endpoint
 from bridge.partners import ExpectedRole, Initiator, Partner, PartnerStatus
-from bridge.store.tables import PartnerRoleRow, PartnerRow
+from bridge.store.tables import PartnerPartyRow, PartnerRow
 from csms.store.database import Database
 
 _ENDPOINTS = TypeAdapter(list[Endpoint])
@@ -71,20 +72,19 @@ class PartnerStore:
             )
             return _to_partner(row), matched
 
-    async def owner_of_roles(
+    async def owner_of_party(
         self, roles: Sequence[CredentialsRole], *, except_partner: int | None = None
-    ) -> tuple[CredentialsRole, int] | None:
-        """A role of ``roles`` already held by another registered partner, and its holder."""
+    ) -> CredentialsRole | None:
+        """A role of ``roles`` whose party already belongs to another registered partner."""
         async with self.db.read() as session:
             for role in roles:
-                stmt = select(PartnerRoleRow).where(
-                    PartnerRoleRow.role == role.role.value,
-                    PartnerRoleRow.country_code == role.country_code.upper(),
-                    PartnerRoleRow.party_id == role.party_id.upper(),
+                stmt = select(PartnerPartyRow).where(
+                    PartnerPartyRow.country_code == role.country_code.upper(),
+                    PartnerPartyRow.party_id == role.party_id.upper(),
                 )
                 row = (await session.exec(stmt)).first()
                 if row is not None and row.partner_id != except_partner:
-                    return role, row.partner_id
+                    return role
         return None
 
     # --- writes --------------------------------------------------------------------------
@@ -162,75 +162,110 @@ class PartnerStore:
         ``from_status`` with ``authenticated_with`` as a token we accept; ``RoleTaken`` when a role
         is held by another partner."""
         async with self.db.transaction() as uow:
-            row = await uow.session.get(PartnerRow, partner_id, with_for_update=True)
-            if (
-                row is None
-                or row.status != from_status.value
-                or authenticated_with not in (row.token_accept, row.token_accept_pending)
-            ):
-                raise PartnerChanged("the partner changed during the request")
-            row.status = PartnerStatus.REGISTERED.value
-            row.token_accept = token_accept
-            row.token_accept_pending = None
-            row.token_present = token_present
-            row.versions_url = versions_url
-            row.version = version
-            row.endpoints_json = _dump_endpoints(endpoints)
-            row.roles_json = _dump_roles(roles)
-            row.updated_at = now
-            if row.registered_at is None:
-                row.registered_at = now
-            await _delete_roles(uow.session, partner_id)
-            for role in roles:
-                uow.session.add(
-                    PartnerRoleRow(
-                        partner_id=partner_id,
-                        role=role.role.value,
-                        country_code=role.country_code.upper(),
-                        party_id=role.party_id.upper(),
-                    )
+            connection = await uow.session.connection()
+            # The condition is part of the UPDATE: atomic even against another process.
+            result = await connection.execute(
+                update(PartnerRow)
+                .where(
+                    col(PartnerRow.id) == partner_id,
+                    col(PartnerRow.status) == from_status.value,
+                    _accepts(authenticated_with),
                 )
+                .values(
+                    status=PartnerStatus.REGISTERED.value,
+                    token_accept=token_accept,
+                    token_accept_pending=None,
+                    token_present=token_present,
+                    versions_url=versions_url,
+                    version=version,
+                    endpoints_json=_dump_endpoints(endpoints),
+                    roles_json=_dump_roles(roles),
+                    updated_at=now,
+                )
+            )
+            if result.rowcount != 1:
+                raise PartnerChanged("the partner changed during the request")
+            await connection.execute(
+                update(PartnerRow)
+                .where(col(PartnerRow.id) == partner_id, col(PartnerRow.registered_at).is_(None))
+                .values(registered_at=now)
+            )
+            await _delete_parties(connection, partner_id)
+            parties = sorted({(r.country_code.upper(), r.party_id.upper()) for r in roles})
             try:
-                await uow.session.flush()
+                await connection.execute(
+                    insert(PartnerPartyRow),
+                    [
+                        {"partner_id": partner_id, "country_code": cc, "party_id": pid}
+                        for cc, pid in parties
+                    ],
+                )
             except IntegrityError as exc:
-                raise RoleTaken("a role is already registered by another partner") from exc
-            return _to_partner(row)
+                raise RoleTaken("a party is already registered by another partner") from exc
+            return await self._reload(uow.session, partner_id)
 
-    async def set_pending_token(self, partner_id: int, token: str | None) -> None:
+    async def begin_rotation(self, partner_id: int, token: str) -> bool:
+        """Accept ``token`` besides the current one while we rotate; only for a registered
+        partner."""
         async with self.db.transaction() as uow:
-            row = await uow.session.get(PartnerRow, partner_id)
-            if row is not None:
-                row.token_accept_pending = token
+            connection = await uow.session.connection()
+            result = await connection.execute(
+                update(PartnerRow)
+                .where(
+                    col(PartnerRow.id) == partner_id,
+                    col(PartnerRow.status) == PartnerStatus.REGISTERED.value,
+                )
+                .values(token_accept_pending=token)
+            )
+            return bool(result.rowcount == 1)
 
-    async def update_endpoints(
-        self, partner_id: int, *, version: str, endpoints: Sequence[Endpoint], now: datetime
-    ) -> None:
+    async def abort_rotation(self, partner_id: int, token: str) -> None:
+        """Stop accepting ``token`` (the partner refused the rotation that introduced it)."""
         async with self.db.transaction() as uow:
-            row = await uow.session.get(PartnerRow, partner_id)
-            if row is not None:
-                row.version = version
-                row.endpoints_json = _dump_endpoints(endpoints)
-                row.updated_at = now
+            connection = await uow.session.connection()
+            await connection.execute(
+                update(PartnerRow)
+                .where(
+                    col(PartnerRow.id) == partner_id,
+                    col(PartnerRow.token_accept_pending) == token,
+                )
+                .values(token_accept_pending=None)
+            )
 
     async def unregister(
         self, partner_id: int, *, authenticated_with: str | None, now: datetime
     ) -> Partner:
-        """Invalidate every token of the partner and free its roles; the row stays as history.
-        With ``authenticated_with``, only if that token is still accepted (else
+        """Invalidate every token of the partner and free its parties; the row stays as
+        history. With ``authenticated_with``, only if that token is still accepted (else
         ``PartnerChanged``)."""
         async with self.db.transaction() as uow:
-            row = await uow.session.get(PartnerRow, partner_id, with_for_update=True)
-            if row is None or (
-                authenticated_with is not None and authenticated_with != row.token_accept
-            ):
+            connection = await uow.session.connection()
+            conditions = [
+                col(PartnerRow.id) == partner_id,
+                col(PartnerRow.status) != PartnerStatus.UNREGISTERED.value,
+            ]
+            if authenticated_with is not None:
+                conditions.append(_accepts(authenticated_with))
+            result = await connection.execute(
+                update(PartnerRow)
+                .where(*conditions)
+                .values(
+                    status=PartnerStatus.UNREGISTERED.value,
+                    token_accept=None,
+                    token_accept_pending=None,
+                    token_present=None,
+                    updated_at=now,
+                )
+            )
+            if result.rowcount != 1:
                 raise PartnerChanged("the partner changed during the request")
-            row.status = PartnerStatus.UNREGISTERED.value
-            row.token_accept = None
-            row.token_accept_pending = None
-            row.token_present = None
-            row.updated_at = now
-            await _delete_roles(uow.session, partner_id)
-            return _to_partner(row)
+            await _delete_parties(connection, partner_id)
+            return await self._reload(uow.session, partner_id)
+
+    async def _reload(self, session: AsyncSession, partner_id: int) -> Partner:
+        row = await session.get(PartnerRow, partner_id, populate_existing=True)
+        assert row is not None
+        return _to_partner(row)
 
     async def delete(self, partner_id: int) -> None:
         """Forget a partner whose registration never completed."""
@@ -240,10 +275,13 @@ class PartnerStore:
                 await uow.session.delete(row)
 
 
-async def _delete_roles(session: AsyncSession, partner_id: int) -> None:
-    connection = await session.connection()
+def _accepts(token: str) -> ColumnElement[bool]:
+    return or_(col(PartnerRow.token_accept) == token, col(PartnerRow.token_accept_pending) == token)
+
+
+async def _delete_parties(connection: AsyncConnection, partner_id: int) -> None:
     await connection.execute(
-        delete(PartnerRoleRow).where(col(PartnerRoleRow.partner_id) == partner_id)
+        delete(PartnerPartyRow).where(col(PartnerPartyRow.partner_id) == partner_id)
     )
 
 

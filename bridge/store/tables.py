@@ -39,16 +39,16 @@ class PartnerRow(SQLModel, table=True):
     registered_at: datetime | None = Field(default=None, sa_column=_utc_column())
 
 
-class PartnerRoleRow(SQLModel, table=True):
-    """The roles a registered partner hosts; one (role, country, party) belongs to one partner."""
+class PartnerPartyRow(SQLModel, table=True):
+    """The parties (country code + party id) a registered partner speaks for. A party belongs
+    to one partner whatever its roles, so no partner can act for another's party."""
 
-    __tablename__ = "ocpi_partner_roles"
-    __table_args__ = (UniqueConstraint("role", "country_code", "party_id"),)
+    __tablename__ = "ocpi_partner_parties"
+    __table_args__ = (UniqueConstraint("country_code", "party_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     partner_id: int = Field(
         sa_column=Column(Integer, ForeignKey("ocpi_partners.id", ondelete="CASCADE"), index=True)
     )
-    role: str = Field(max_length=8)
     country_code: str = Field(max_length=2)
     party_id: str = Field(max_length=3)

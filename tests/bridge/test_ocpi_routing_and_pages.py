@@ -245,7 +245,15 @@ async def test_empty_page_has_no_link(module: tuple[BridgeApp, httpx.AsyncClient
 
 
 @pytest.mark.parametrize(
-    "query", ["offset=-1", "offset=abc", "limit=0", "limit=x", "date_from=yesterday"]
+    "query",
+    [
+        "offset=-1",
+        "offset=abc",
+        "offset=100000000000000000000",
+        "limit=0",
+        "limit=x",
+        "date_from=x",
+    ],
 )
 async def test_list_answers_400_when_paging_parameters_are_invalid(
     module: tuple[BridgeApp, httpx.AsyncClient], query: str
@@ -333,3 +341,4 @@ async def test_unexpected_error_answers_500_with_status_3000(
     assert response.status_code == 500
     assert response.json()["status_code"] == 3000
     assert "a bug" not in response.text
+    assert len(response.headers["X-Request-ID"]) == 36

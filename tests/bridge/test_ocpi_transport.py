@@ -348,3 +348,33 @@ async def test_admin_rotate_answers_409_when_partner_not_registered(
     )
     body = assert_envelope(response, 409, 3001)
     assert "pending, not registered" in body["status_message"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "content", "http_status"),
+    [
+        ("GET", "/ocpi/versions", None, 401),
+        ("POST", CREDENTIALS, b"{bad", 400),
+        ("PATCH", CREDENTIALS, b"{}", 405),
+        ("GET", "/ocpi/nothing", None, 404),
+    ],
+)
+async def test_errors_carry_the_request_ids(
+    ocpi_bridge: BridgeApp,
+    http: httpx.AsyncClient,
+    method: str,
+    path: str,
+    content: bytes | None,
+    http_status: int,
+) -> None:
+    partner = await pending_partner(ocpi_bridge)
+    assert partner.token_accept is not None
+    headers = {"X-Request-ID": "r-9", "X-Correlation-ID": "c-9"}
+    if http_status != 401:
+        headers |= token_header(partner.token_accept)
+    response = await http.request(
+        method, base_url(ocpi_bridge) + path, headers=headers, content=content
+    )
+    assert response.status_code == http_status
+    assert response.headers["X-Request-ID"] == "r-9"
+    assert response.headers["X-Correlation-ID"] == "c-9"

@@ -14,6 +14,7 @@ from bridge.main import BridgeApp
 from bridge.ocpi.models import InterfaceRole, ModuleID
 from bridge.partners import ExpectedRole, Partner, PartnerStatus
 from bridge.registration import PartnerOperationFailed
+from bridge.store.tables import PartnerRow
 from simulators.emsp.server import EmspSimulator
 from simulators.emsp.wire import InterfaceRole as SimRole
 from tests.conftest import running_bridge
@@ -164,46 +165,62 @@ async def test_emsp_rotates_tokens_with_a_credentials_put(
     assert await get_versions(cpo, before.token_accept) == 401
 
 
-@pytest.mark.parametrize(
-    "fault",
-    [
-        {"kind": "http_error", "status": 500},
-        {"kind": "status", "status_code": 2001},
-    ],
-)
-async def test_rotation_changes_nothing_when_the_emsp_fails(
-    cpo: BridgeApp, emsp: EmspSimulator, fault: dict[str, object]
+async def pending_token(app: BridgeApp, partner_id: int) -> str | None:
+    async with app.db.read() as session:
+        row = await session.get(PartnerRow, partner_id)
+        assert row is not None
+        return row.token_accept_pending
+
+
+async def test_rotation_changes_nothing_when_the_emsp_refuses(
+    cpo: BridgeApp, emsp: EmspSimulator
 ) -> None:
     before = await emsp_registers(cpo, emsp)
-    peer_before = emsp.state.peer
-    assert peer_before is not None
-    if fault["kind"] == "http_error":
-        emsp.state.faults.http_error("credentials", "PUT", status=500)
-    else:
-        emsp.state.faults.status("credentials", "PUT", status_code=2001, message="no")
+    emsp.state.faults.status("credentials", "PUT", status_code=2001, message="no")
 
     with pytest.raises(PartnerOperationFailed, match="rotation refused"):
         await cpo.partners.rotate(before.id)
 
     after = await cpo.partners.get(before.id)
     assert (after.token_accept, after.token_present) == (before.token_accept, before.token_present)
+    assert await pending_token(cpo, before.id) is None
     assert before.token_accept is not None
     assert await get_versions(cpo, before.token_accept) == 200
     emsp.state.faults.clear()
     assert (await emsp.driver.call("credentials", "GET")).ok
 
 
-async def test_rotation_changes_nothing_when_the_emsp_times_out(
-    tmp_path: Path, emsp: EmspSimulator
+@pytest.mark.parametrize("fault", ["http-500", "timeout"])
+async def test_rotation_keeps_both_our_tokens_when_the_outcome_is_unknown(
+    tmp_path: Path, emsp: EmspSimulator, fault: str
 ) -> None:
     async with running_bridge(tmp_path, ocpi_timeout=0.3, **CPO) as app:
         before = await emsp_registers(app, emsp)
-        emsp.state.faults.delay("credentials", "PUT", seconds=2)
-        with pytest.raises(PartnerOperationFailed, match="timeout"):
+        if fault == "timeout":
+            emsp.state.faults.delay("credentials", "PUT", seconds=2)
+        else:
+            emsp.state.faults.http_error("credentials", "PUT", status=500)
+
+        with pytest.raises(PartnerOperationFailed, match="outcome unknown"):
             await app.partners.rotate(before.id)
+
         after = await app.partners.get(before.id)
-        assert after.token_accept == before.token_accept
-        assert after.token_present == before.token_present
+        assert (after.token_accept, after.token_present) == (
+            before.token_accept,
+            before.token_present,
+        )
+        new_token = await pending_token(app, before.id)
+        assert new_token is not None
+        assert before.token_accept is not None
+        # The partner may have kept either token: both open our endpoints.
+        assert await get_versions(app, before.token_accept) == 200
+        assert await get_versions(app, new_token) == 200
+        # A later rotation settles it.
+        emsp.state.faults.clear()
+        settled = await app.partners.rotate(before.id)
+        assert await pending_token(app, before.id) is None
+        assert settled.token_accept is not None
+        assert await get_versions(app, settled.token_accept) == 200
 
 
 # --- unregistration ------------------------------------------------------------------------
@@ -405,3 +422,157 @@ async def test_second_partner_answers_2001_when_its_role_is_taken(cpo: BridgeApp
         assert result.result.status_code == 2001
         assert "already registered by another partner" in (result.result.status_message or "")
         assert (await cpo.partners.get(partner.id)).status is PartnerStatus.PENDING
+
+
+# --- hostile or broken input from a partner --------------------------------------------------
+
+
+def emsp_credentials(token: str, url: str, *parties: tuple[str, str, str]) -> dict[str, object]:
+    return {
+        "token": token,
+        "url": url,
+        "roles": [
+            {
+                "role": role,
+                "country_code": country,
+                "party_id": party,
+                "business_details": {"name": "eMSP"},
+            }
+            for role, country, party in (parties or (("EMSP", "DE", "EMS"),))
+        ],
+    }
+
+
+async def post_credentials(app: BridgeApp, token: str, body: dict[str, object]) -> httpx.Response:
+    import base64
+
+    async with httpx.AsyncClient(timeout=10) as client:
+        return await client.post(
+            f"http://127.0.0.1:{app.http_port}/ocpi/2.2.1/credentials",
+            headers={"Authorization": "Token " + base64.b64encode(token.encode()).decode()},
+            json=body,
+        )
+
+
+async def test_registration_does_not_echo_what_another_server_answered(cpo: BridgeApp) -> None:
+    _, token_a = await token_a_for(cpo)
+    own_health = f"http://127.0.0.1:{cpo.http_port}/health"
+    response = await post_credentials(cpo, token_a, emsp_credentials("token-b", own_health))
+    body = response.json()
+    assert body["status_code"] == 3001
+    assert "invalid-response" in body["status_message"]
+    assert "connected_chargers" not in response.text
+
+
+@pytest.mark.parametrize("url", ["http://[::1/versions", "http://127.0.0.1:99999/versions"])
+async def test_registration_answers_3001_when_the_versions_url_is_malformed(
+    cpo: BridgeApp, url: str
+) -> None:
+    partner, token_a = await token_a_for(cpo)
+    response = await post_credentials(cpo, token_a, emsp_credentials("token-b", url))
+    assert response.status_code == 200
+    assert response.json()["status_code"] == 3001
+    assert (await cpo.partners.get(partner.id)).status is PartnerStatus.PENDING
+
+
+async def test_registration_answers_2001_when_claiming_a_party_not_issued_for(
+    cpo: BridgeApp, emsp: EmspSimulator
+) -> None:
+    await emsp_registers(cpo, emsp)  # DE/EMS belongs to this partner
+    partner, token_a = await token_a_for(cpo, party="TWO")
+    response = await post_credentials(
+        cpo,
+        token_a,
+        emsp_credentials(
+            "token-b", emsp.versions_url, ("EMSP", "DE", "TWO"), ("OTHER", "DE", "EMS")
+        ),
+    )
+    assert response.json()["status_code"] == 2001
+    assert "issued for DE/TWO (EMSP)" in response.json()["status_message"]
+    assert (await cpo.partners.get(partner.id)).status is PartnerStatus.PENDING
+
+
+async def test_only_one_of_two_simultaneous_registrations_with_one_token_a_wins(
+    cpo: BridgeApp, emsp: EmspSimulator
+) -> None:
+    import asyncio
+
+    partner, token_a = await token_a_for(cpo)
+    bodies = [emsp_credentials(emsp.driver.mint_token_a(), emsp.versions_url) for _ in range(2)]
+    responses = await asyncio.gather(*(post_credentials(cpo, token_a, b) for b in bodies))
+
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200, 405]
+    winner = next(r for r in responses if r.status_code == 200).json()
+    assert winner["status_code"] == 1000
+    registered = await cpo.partners.get(partner.id)
+    assert registered.status is PartnerStatus.REGISTERED
+    assert registered.token_accept == winner["data"]["token"]
+
+
+async def test_partner_put_changes_nothing_when_its_new_versions_url_is_unreachable(
+    cpo: BridgeApp, emsp: EmspSimulator
+) -> None:
+    before = await emsp_registers(cpo, emsp)
+    assert before.token_accept is not None
+    async with httpx.AsyncClient(timeout=10) as client:
+        import base64
+
+        response = await client.put(
+            f"http://127.0.0.1:{cpo.http_port}/ocpi/2.2.1/credentials",
+            headers={
+                "Authorization": "Token " + base64.b64encode(before.token_accept.encode()).decode()
+            },
+            json=emsp_credentials("new-token-b", "http://127.0.0.1:1/ocpi/versions"),
+        )
+    assert response.json()["status_code"] == 3001
+    after = await cpo.partners.get(before.id)
+    assert (after.token_accept, after.token_present) == (before.token_accept, before.token_present)
+    assert (await emsp.driver.call("credentials", "GET")).ok
+
+
+# --- the admin API drives the same operations ------------------------------------------------
+
+
+async def test_admin_api_registers_and_unregisters_with_the_emsp(
+    tmp_path: Path, emsp: EmspSimulator
+) -> None:
+    admin = {"Authorization": "Bearer admin-token-0123456789"}
+    async with (
+        running_bridge(tmp_path, admin_token="admin-token-0123456789", **CPO) as app,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.http_port}", timeout=10) as client,
+    ):
+        refused = await client.post(
+            "/admin/partners/register",
+            headers=admin,
+            json={"versions_url": "http://127.0.0.1:1/ocpi/versions", "token": "token-a"},
+        )
+        assert refused.status_code == 502
+        assert "OCPI 3001" in refused.json()["status_message"]
+
+        created = await client.post(
+            "/admin/partners/register",
+            headers=admin,
+            json={
+                "versions_url": emsp.versions_url,
+                "token": emsp.driver.mint_token_a(),
+                "country_code": "DE",
+                "party_id": "EMS",
+            },
+        )
+        assert created.status_code == 201, created.text
+        partner_id = created.json()["data"]["id"]
+        assert created.json()["data"]["status"] == "REGISTERED"
+        peer = emsp.state.peer
+        assert peer is not None
+        assert peer.token_we_accept not in created.text
+        assert peer.token_we_present not in created.text
+
+        emsp.state.faults.http_error("credentials", "DELETE", status=500, count=1)
+        failed = await client.post(f"/admin/partners/{partner_id}/unregister", headers=admin)
+        assert failed.status_code == 502
+        done = await client.post(f"/admin/partners/{partner_id}/unregister", headers=admin)
+        assert done.json()["data"]["status"] == "UNREGISTERED"
+        again = await client.post(f"/admin/partners/{partner_id}/unregister", headers=admin)
+        assert again.status_code == 409
+        assert emsp.state.peer is None
