@@ -97,21 +97,17 @@ class PartnerStore:
         encode_token: bool,
         now: datetime,
     ) -> Partner:
-        row = PartnerRow(
-            status=PartnerStatus.PENDING.value,
-            initiated_by=Initiator.PARTNER.value,
-            token_accept=token_a,
-            encode_token=encode_token,
-            expected_role=expected.role if expected else None,
-            expected_country_code=expected.country_code.upper() if expected else None,
-            expected_party_id=expected.party_id.upper() if expected else None,
-            created_at=now,
-            updated_at=now,
+        return await self._insert(
+            PartnerRow(
+                status=PartnerStatus.PENDING.value,
+                initiated_by=Initiator.PARTNER.value,
+                token_accept=token_a,
+                encode_token=encode_token,
+                created_at=now,
+                updated_at=now,
+            ),
+            expected,
         )
-        async with self.db.transaction() as uow:
-            uow.session.add(row)
-            await uow.session.flush()
-            return _to_partner(row)
 
     async def add_registering(
         self,
@@ -124,20 +120,26 @@ class PartnerStore:
         encode_token: bool,
         now: datetime,
     ) -> Partner:
-        row = PartnerRow(
-            status=PartnerStatus.REGISTERING.value,
-            initiated_by=Initiator.US.value,
-            token_accept=token_b,
-            encode_token=encode_token,
-            versions_url=versions_url,
-            version=version,
-            endpoints_json=_dump_endpoints(endpoints),
-            expected_role=expected.role if expected else None,
-            expected_country_code=expected.country_code.upper() if expected else None,
-            expected_party_id=expected.party_id.upper() if expected else None,
-            created_at=now,
-            updated_at=now,
+        return await self._insert(
+            PartnerRow(
+                status=PartnerStatus.REGISTERING.value,
+                initiated_by=Initiator.US.value,
+                token_accept=token_b,
+                encode_token=encode_token,
+                versions_url=versions_url,
+                version=version,
+                endpoints_json=_dump_endpoints(endpoints),
+                created_at=now,
+                updated_at=now,
+            ),
+            expected,
         )
+
+    async def _insert(self, row: PartnerRow, expected: ExpectedRole | None) -> Partner:
+        if expected is not None:
+            row.expected_role = expected.role
+            row.expected_country_code = expected.country_code.upper()
+            row.expected_party_id = expected.party_id.upper()
         async with self.db.transaction() as uow:
             uow.session.add(row)
             await uow.session.flush()
