@@ -52,6 +52,30 @@ class Settings(BaseSettings):
     )
     ocpi_page_size: int = Field(default=100, ge=1, le=1000)
     ocpi_timeout: float = Field(default=10.0, gt=0, description="seconds per OCPI request")
+    liveness_timeout: float = Field(
+        default=300.0,
+        gt=0,
+        description="seconds a charger may stay disconnected before its EVSEs show UNKNOWN",
+    )
+
+    # Durable outbox of the pushes to partners.
+    outbox_max_attempts: int = Field(
+        default=20, ge=1, description="attempts before a push is dead-lettered"
+    )
+    outbox_backoff_base: float = Field(
+        default=1.0, gt=0, description="seconds before the first retry (doubles each attempt)"
+    )
+    outbox_backoff_max: float = Field(default=600.0, gt=0, description="longest wait, seconds")
+    outbox_concurrency: int = Field(
+        default=8, ge=1, description="objects pushed in parallel (each object stays in order)"
+    )
+    outbox_coalesce: bool = Field(
+        default=False,
+        description="a status PATCH replaces the pending ones of the same EVSE for that partner",
+    )
+    outbox_poll_interval: float = Field(
+        default=2.0, gt=0, description="seconds between outbox polls (pushes queued elsewhere)"
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -6,8 +6,10 @@ The bridge implements ``TokenAuthorizer`` (OCPI tokens) and uses ``ChargerGatewa
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
+from csms.domain.model import ChargerFacts
 from csms.domain.outcomes import CallOutcome
 from csms.domain.requests import AuthorizationDecision, AuthorizationRequest
 
@@ -25,4 +27,10 @@ class ChargerGateway(Protocol):
         self, charger_id: str, action: str, payload: dict[str, Any], *, timeout_s: float | None
     ) -> CallOutcome:
         """Send one OCPP call to a connected charger; every failure is an outcome value."""
+        ...
+
+
+class ChargerDirectory(Protocol):
+    async def charger_facts(self) -> Mapping[str, ChargerFacts]:
+        """Every registered charger, by id, with what it reported about itself."""
         ...

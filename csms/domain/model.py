@@ -159,3 +159,15 @@ class EvseInventory:
     connectors: tuple[ConnectorInventory, ...] = ()
     max_power_w: int | None = None
     supply_phases: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ChargerFacts:
+    """What the central system knows about a charger, for the bridge's site inventory."""
+
+    charger_id: str
+    ocpp_version: OcppVersion | None = None
+    """``None`` until the charger connected once."""
+    evses: tuple[EvseInventory, ...] = ()
+    """As reported: the 2.0.1 base report, or 1.6 ``NumberOfConnectors`` (EVSE N = connectorId
+    N with one connector 1). Empty while nothing was reported."""
