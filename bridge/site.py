@@ -10,7 +10,10 @@ boot_status = "Accepted"
 id_tag = "DEMO-TAG-01"
 status = "Accepted"
 ```
-Later sections (locations, tariffs) are read by the OCPI side.
+``[[locations]]`` entries are kept raw in ``Site.locations``: the OCPI side reads them with
+``bridge.inventory.parse_locations`` once the file's chargers are registered (a location names
+its chargers). Any other top-level key is refused, so a misspelt section is not silently
+ignored.
 """
 
 from __future__ import annotations
@@ -44,10 +47,15 @@ class TokenEntry:
 class Site:
     chargers: tuple[ChargerEntry, ...] = field(default=())
     tokens: tuple[TokenEntry, ...] = field(default=())
+    locations: tuple[dict[str, Any], ...] = field(default=())
+    """The raw ``[[locations]]`` tables, for ``bridge.inventory.parse_locations``."""
+    source: str = ""
+    """Where the site came from (the file name), to prefix messages about it."""
 
 
 _BOOT = {"Accepted", "Pending", "Rejected"}
 _TOKEN = {"Accepted", "Blocked", "Expired", "Invalid"}
+_SECTIONS = ("chargers", "tokens", "locations")
 
 
 def load_site(path: Path) -> Site:
@@ -59,6 +67,12 @@ def load_site(path: Path) -> Site:
 
 
 def parse_site(data: dict[str, Any], source: str) -> Site:
+    unknown = [key for key in data if key not in _SECTIONS]
+    if unknown:
+        names = ", ".join(repr(key) for key in unknown)
+        raise SiteFileError(
+            f"{source}: unknown top-level key {names} (expected {', '.join(_SECTIONS)})"
+        )
     chargers = []
     seen: set[str] = set()
     for i, raw in enumerate(data.get("chargers", [])):
@@ -96,7 +110,12 @@ def parse_site(data: dict[str, Any], source: str) -> Site:
                 parent_id_tag=raw.get("parent_id_tag"),
             )
         )
-    return Site(chargers=tuple(chargers), tokens=tuple(tokens))
+    locations = data.get("locations", [])
+    if not isinstance(locations, list) or not all(isinstance(raw, dict) for raw in locations):
+        raise SiteFileError(f"{source}: locations: expected an array of tables ([[locations]])")
+    return Site(
+        chargers=tuple(chargers), tokens=tuple(tokens), locations=tuple(locations), source=source
+    )
 
 
 def _string(raw: dict[str, Any], key: str, where: str, max_length: int = 48) -> str:
