@@ -6,9 +6,10 @@ The bridge implements ``TokenAuthorizer`` (OCPI tokens) and uses ``ChargerGatewa
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+from csms.domain.events import RecordedEvent
 from csms.domain.model import ChargerFacts
 from csms.domain.outcomes import CallOutcome
 from csms.domain.requests import AuthorizationDecision, AuthorizationRequest
@@ -33,4 +34,14 @@ class ChargerGateway(Protocol):
 class ChargerDirectory(Protocol):
     async def charger_facts(self) -> Mapping[str, ChargerFacts]:
         """Every registered charger, by id, with what it reported about itself."""
+        ...
+
+
+class EventFeed(Protocol):
+    async def read_after(self, offset: int, limit: int) -> Sequence[RecordedEvent]:
+        """Up to ``limit`` events with an offset above ``offset``, in log order."""
+        ...
+
+    def subscribe(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (no arguments, must not block) when new events were committed."""
         ...

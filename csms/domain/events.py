@@ -145,6 +145,14 @@ class ChargerNotified(DomainEvent):
     request_id: int | None = None
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RecordedEvent:
+    """An event as read back from the log; ``offset`` orders the log."""
+
+    offset: int
+    event: DomainEvent
+
+
 EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     ChargerConnected,
     ChargerDisconnected,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -62,6 +62,12 @@ class Database:
         )
         # SQLite allows one writer; queueing writers here avoids "database is locked" errors.
         self._write_lock: asyncio.Lock | None = asyncio.Lock() if self.is_sqlite else None
+        self._event_listeners: list[Callable[[], None]] = []
+
+    def add_event_listener(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` after each commit that appended events (to wake consumers of the
+        event log in this process; consumers also poll, for writers in other processes)."""
+        self._event_listeners.append(callback)
 
     async def create_schema(self) -> None:
         async with self.engine.begin() as conn:
@@ -73,9 +79,18 @@ class Database:
         if self._write_lock is None:
             async with self._session_transaction() as uow:
                 yield uow
-            return
-        async with self._write_lock, self._session_transaction() as uow:
-            yield uow
+        else:
+            async with self._write_lock, self._session_transaction() as uow:
+                yield uow
+        if uow.events:
+            self._notify()
+
+    def _notify(self) -> None:
+        for callback in self._event_listeners:
+            try:
+                callback()
+            except Exception:
+                log.exception("event listener %r failed", callback)
 
     @asynccontextmanager
     async def _session_transaction(self) -> AsyncIterator[UnitOfWork]:
