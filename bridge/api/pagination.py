@@ -48,7 +48,7 @@ Page = Annotated[PageRequest, Depends(page_request)]
 def paged_response(
     request: Request,
     page: PageRequest,
-    items: Sequence[BaseModel],
+    items: Sequence[BaseModel] | Sequence[str],
     *,
     total: int,
     base_url: str,

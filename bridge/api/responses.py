@@ -14,7 +14,7 @@ from csms.clock import utc_now
 
 
 def ocpi_response(
-    data: BaseModel | Sequence[BaseModel] | None = None,
+    data: BaseModel | Sequence[BaseModel] | Sequence[str] | None = None,
     *,
     status: int = OcpiStatus.SUCCESS,
     message: str | None = None,
@@ -24,7 +24,7 @@ def ocpi_response(
 ) -> Response:
     body = envelope_json(
         status,
-        data=list(data) if isinstance(data, Sequence) else data,
+        data=list(data) if isinstance(data, Sequence) else data,  # type: ignore[arg-type]
         raw_data=raw_data,
         message=message if message is not None else ("Success" if status < 2000 else None),
         timestamp=utc_now(),

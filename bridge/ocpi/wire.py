@@ -89,17 +89,21 @@ def new_request_id() -> str:
 def envelope_json(
     status: int,
     *,
-    data: BaseModel | list[BaseModel] | None = None,
+    data: BaseModel | list[BaseModel] | list[str] | None = None,
     raw_data: Any = None,
     message: str | None = None,
     timestamp: datetime,
 ) -> bytes:
     """Serialize the response envelope. ``data`` models are dumped without ``None`` fields
-    (OCPI omits absent optionals); ``raw_data`` is for plain JSON values."""
+    (OCPI omits absent optionals), ``str`` items of a ``data`` list are JSON already (stored
+    documents); ``raw_data`` is for plain JSON values."""
     parts: list[str] = []
     if data is not None:
         if isinstance(data, list):
-            items = ",".join(item.model_dump_json(exclude_none=True) for item in data)
+            items = ",".join(
+                item if isinstance(item, str) else item.model_dump_json(exclude_none=True)
+                for item in data
+            )
             parts.append(f'"data":[{items}]')
         else:
             parts.append('"data":' + data.model_dump_json(exclude_none=True))

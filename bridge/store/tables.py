@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, ForeignKey, Integer, Text, UniqueConstraint
+from sqlalchemy import Column, ForeignKey, Index, Integer, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from csms.store.types import UtcDateTime
@@ -52,3 +52,67 @@ class PartnerPartyRow(SQLModel, table=True):
     )
     country_code: str = Field(max_length=2)
     party_id: str = Field(max_length=3)
+
+
+class LocationRow(SQLModel, table=True):
+    """One OCPI Location, its EVSEs and connectors: ``document`` is the complete OCPI JSON as
+    served and pushed (kept current in the transaction that changes any part of it)."""
+
+    __tablename__ = "ocpi_locations"
+    __table_args__ = (Index("ix_ocpi_locations_published_order", "publish", "last_updated", "key"),)
+
+    key: str = Field(primary_key=True, max_length=36, description="upper-cased id (CiString)")
+    publish: bool
+    origin: str = Field(max_length=8, description="'site' (the site file) or 'api'")
+    last_updated: datetime = Field(sa_column=_utc_column(nullable=False))
+    document: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(sa_column=_utc_column(nullable=False))
+
+
+class EvseBindingRow(SQLModel, table=True):
+    """Which OCPP EVSE of which charger an OCPI EVSE shows (live EVSEs only: operator-declared
+    PLANNED/REMOVED EVSEs have none)."""
+
+    __tablename__ = "ocpi_evse_bindings"
+    __table_args__ = (UniqueConstraint("charger_id", "ocpp_evse_id"),)
+
+    evse_key: str = Field(primary_key=True, max_length=36, description="upper-cased EVSE uid")
+    location_key: str = Field(max_length=36, index=True)
+    charger_id: str = Field(max_length=48, index=True)
+    ocpp_evse_id: int
+    connectors_json: str = Field(
+        default="[]", sa_column=Column(Text, nullable=False), description="[[ocpi id, ocpp id]]"
+    )
+
+
+class ConnectorStateRow(SQLModel, table=True):
+    """The last OCPP status of each connector (``0/0`` is a 1.6 charger's connectorId 0)."""
+
+    __tablename__ = "ocpi_connector_states"
+
+    charger_id: str = Field(primary_key=True, max_length=48)
+    ocpp_evse_id: int = Field(primary_key=True)
+    connector_id: int = Field(primary_key=True)
+    status: str = Field(max_length=16)
+    changed_at: datetime = Field(sa_column=_utc_column(nullable=False))
+
+
+class ChargerLinkRow(SQLModel, table=True):
+    """Whether a charger is connected, and whether it has been away long enough for its EVSEs
+    to show UNKNOWN."""
+
+    __tablename__ = "ocpi_charger_links"
+
+    charger_id: str = Field(primary_key=True, max_length=48)
+    connected: bool
+    changed_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    offline: bool = Field(default=False, description="beyond the liveness timeout")
+
+
+class ProjectorOffsetRow(SQLModel, table=True):
+    """How far a projector has read the central system's event log."""
+
+    __tablename__ = "ocpi_projector_offsets"
+
+    name: str = Field(primary_key=True, max_length=32)
+    offset: int = 0
