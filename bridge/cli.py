@@ -15,6 +15,7 @@ from bridge.main import BridgeApp
 from bridge.ocpi.models import Role
 from bridge.ocpi.wire import TOKEN_PATTERN
 from bridge.partners import ExpectedRole, Partner, PartnerStatus
+from bridge.push.outbox import OutboxEntry, OutboxState
 from bridge.registration import PartnerOperationFailed
 from bridge.settings import load_settings
 from bridge.site import SiteFileError
@@ -29,6 +30,8 @@ partners_app = typer.Typer(no_args_is_help=True, help="OCPI partners (eMSPs, hub
 app.add_typer(chargers_app, name="chargers")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(partners_app, name="partners")
+outbox_app = typer.Typer(no_args_is_help=True, help="Pushes to partners waiting or given up")
+app.add_typer(outbox_app, name="outbox")
 
 T = TypeVar("T")
 
@@ -266,6 +269,54 @@ def partners_unregister(
 
 def _endpoint_lines(partner: Partner) -> list[str]:
     return [f"  {e.identifier:<17} {e.role.value:<8} {e.url}" for e in partner.endpoints]
+
+
+@outbox_app.command("list")
+def outbox_list(
+    dead: Annotated[bool, typer.Option("--dead", help="Only dead letters")] = False,
+    partner: Annotated[int | None, typer.Option(help="Only the rows of this partner")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many rows")] = 1000,
+) -> None:
+    """List outbox rows in enqueue order: pushes waiting (PENDING) and given up (DEAD)."""
+
+    async def rows(bridge: BridgeApp) -> list[OutboxEntry]:
+        state = OutboxState.DEAD if dead else None
+        return await bridge.outbox_service.list_entries(
+            state=state, partner_id=partner, limit=limit
+        )
+
+    typer.echo(
+        "id\tpartner\tstate\tattempts\tmethod\ttarget\tcreated_at\tnext_or_dead_at\tlast_error"
+    )
+    for entry in _run(rows):
+        when = entry.dead_at if entry.dead_at is not None else entry.next_attempt_at
+        typer.echo(
+            f"{entry.id}\t{entry.partner_id}\t{entry.state.value}\t{entry.attempts}\t"
+            f"{entry.method}\t{entry.target}\t{entry.created_at.isoformat()}\t"
+            f"{when.isoformat()}\t{entry.last_error or '-'}"
+        )
+
+
+@outbox_app.command("requeue")
+def outbox_requeue(
+    ids: Annotated[list[int] | None, typer.Argument(help="Ids of dead rows")] = None,
+    partner: Annotated[int | None, typer.Option(help="Every dead row of this partner")] = None,
+    all_dead: Annotated[bool, typer.Option("--all", help="Every dead row")] = False,
+) -> None:
+    """Put dead letters back in the queue.
+
+    The running server sends them within its poll interval; a dead status update is sent as
+    the current whole object instead."""
+    if sum((bool(ids), partner is not None, all_dead)) != 1:
+        typer.echo("error: give ids, --partner or --all (one of them)", err=True)
+        raise typer.Exit(2)
+
+    async def requeue(bridge: BridgeApp) -> int:
+        return await bridge.outbox_service.requeue(
+            ids=ids or None, partner_id=partner, everything=all_dead
+        )
+
+    typer.echo(f"{_run(requeue)} row(s) requeued")
 
 
 def main() -> None:

@@ -1,0 +1,450 @@
+"""The outbox table (``ocpi_outbox``) and its queries.
+
+``enqueue`` runs inside the caller's transaction, so the rows commit (or roll back) with the
+change they describe. ``OutboxStore`` holds what the worker and the operator need. Delivered rows
+are deleted; failed ones record their attempts, last error and next attempt; dead ones stay
+(state ``DEAD``) until the operator requeues them.
+
+Ids come from an AUTOINCREMENT key (never reused, even after the newest row is deleted): they
+are the global enqueue order, and the worker can mark a row delivered or failed by id without
+ever touching a newer row. Marking a row that is gone (coalesced away, deleted) is a no-op.
+
+There is no foreign key to the partner: rows of a partner that is deleted stay and are
+dead-lettered by the worker with a clear reason, never dropped silently."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Column, ColumnElement, Index, String, Text, delete, func, insert, update
+from sqlalchemy.orm import aliased
+from sqlmodel import Field, SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bridge.ocpi.models import ModuleID
+from bridge.push.outbox import (
+    KEY_MAX_LENGTH,
+    FullObject,
+    FullObjectSource,
+    Method,
+    OutboxCount,
+    OutboxEntry,
+    OutboxState,
+    PushRequest,
+)
+from csms.store.database import Database
+from csms.store.types import UtcDateTime
+
+PENDING = OutboxState.PENDING.value
+DEAD = OutboxState.DEAD.value
+
+
+def _utc_column(nullable: bool = True) -> Column[datetime]:
+    return Column(UtcDateTime(), nullable=nullable)
+
+
+class OutboxRow(SQLModel, table=True):
+    __tablename__ = "ocpi_outbox"
+    __table_args__ = (
+        # Due heads: PENDING rows by next attempt.
+        Index("ix_ocpi_outbox_due", "state", "next_attempt_at"),
+        # Per key: the head of a key and "is there an older PENDING row of this key".
+        Index("ix_ocpi_outbox_key", "partner_id", "ordering_key", "state", "id"),
+        Index("ix_ocpi_outbox_coalesce", "partner_id", "coalesce_key"),
+        Index("ix_ocpi_outbox_partner", "partner_id", "state"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    partner_id: int
+    module: str = Field(max_length=32)
+    method: str = Field(max_length=8)
+    path: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    url: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    ordering_key: str = Field(sa_column=Column(String(KEY_MAX_LENGTH), nullable=False))
+    coalesce_key: str | None = Field(
+        default=None, sa_column=Column(String(KEY_MAX_LENGTH), nullable=True)
+    )
+    fallback: str | None = Field(
+        default=None, sa_column=Column(String(KEY_MAX_LENGTH), nullable=True)
+    )
+    state: str = Field(max_length=8)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    dead_at: datetime | None = Field(default=None, sa_column=_utc_column())
+
+
+_ERROR_MAX = 2000  # characters of last_error kept
+
+
+# --- enqueue (inside the caller's transaction) -------------------------------------------
+
+
+async def enqueue(
+    session: AsyncSession, requests: Iterable[PushRequest], *, now: datetime, coalesce: bool
+) -> None:
+    """Add ``requests`` to the outbox in the caller's transaction (``uow.session``), in order.
+    With ``coalesce``, a request with a ``coalesce_key`` first deletes the PENDING rows of the
+    same ``(partner_id, coalesce_key)``, earlier requests of this batch included. Call the
+    worker's ``wake()`` after the transaction commits."""
+    batch = list(requests)
+    if not batch:
+        return
+    if coalesce:
+        last: dict[tuple[int, str], int] = {}
+        for index, request in enumerate(batch):
+            if request.coalesce_key is not None:
+                last[(request.partner_id, request.coalesce_key)] = index
+        batch = [
+            r
+            for i, r in enumerate(batch)
+            if r.coalesce_key is None or last[(r.partner_id, r.coalesce_key)] == i
+        ]
+    connection = await session.connection()
+    if coalesce:
+        for partner_id, coalesce_key in sorted(
+            {(r.partner_id, r.coalesce_key) for r in batch if r.coalesce_key is not None}
+        ):
+            await connection.execute(
+                delete(OutboxRow).where(
+                    col(OutboxRow.partner_id) == partner_id,
+                    col(OutboxRow.coalesce_key) == coalesce_key,
+                    col(OutboxRow.state) == PENDING,
+                )
+            )
+    await connection.execute(
+        insert(OutboxRow),
+        [
+            {
+                "partner_id": r.partner_id,
+                "module": r.module.value,
+                "method": r.method,
+                "path": r.path,
+                "url": r.url,
+                "body": _dump(r.body),
+                "ordering_key": r.ordering_key,
+                "coalesce_key": r.coalesce_key,
+                "fallback": r.fallback,
+                "state": PENDING,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+            }
+            for r in batch
+        ],
+    )
+
+
+# --- outcomes of a replacement -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Replaced:
+    """The row is now a PUT of the whole object (same id, so its place in the order is kept)."""
+
+    entry: OutboxEntry
+
+
+@dataclass(frozen=True)
+class ObjectGone:
+    """The object no longer exists: the row was dead-lettered."""
+
+    entry: OutboxEntry
+
+
+@dataclass(frozen=True)
+class RowGone:
+    """The row is no longer there (coalesced away or deleted meanwhile)."""
+
+
+Replacement = Replaced | ObjectGone | RowGone
+
+
+class OutboxStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def enqueue(
+        self, requests: Iterable[PushRequest], *, now: datetime, coalesce: bool
+    ) -> None:
+        """``enqueue`` in a transaction of its own (for pushes that change nothing else)."""
+        async with self.db.transaction() as uow:
+            await enqueue(uow.session, requests, now=now, coalesce=coalesce)
+
+    # --- worker: reads ---------------------------------------------------------------------
+
+    async def due_heads(self, now: datetime, *, limit: int) -> list[OutboxEntry]:
+        """The first PENDING row of each key, when due (``next_attempt_at <= now``), oldest
+        first, at most ``limit``. DEAD rows are not heads and block nothing."""
+        stmt = (
+            select(OutboxRow)
+            .where(col(OutboxRow.state) == PENDING, col(OutboxRow.next_attempt_at) <= now)
+            .where(_is_head())
+            .order_by(col(OutboxRow.id))
+            .limit(limit)
+        )
+        async with self.db.read() as session:
+            return [_entry(row) for row in (await session.exec(stmt)).all()]
+
+    async def due_head_of(self, key: tuple[int, str], now: datetime) -> OutboxEntry | None:
+        """The first PENDING row of ``key`` if it is due, else None."""
+        partner_id, ordering_key = key
+        stmt = (
+            select(OutboxRow)
+            .where(
+                col(OutboxRow.partner_id) == partner_id,
+                col(OutboxRow.ordering_key) == ordering_key,
+                col(OutboxRow.state) == PENDING,
+            )
+            .order_by(col(OutboxRow.id))
+            .limit(1)
+        )
+        async with self.db.read() as session:
+            row = (await session.exec(stmt)).first()
+        if row is None or row.next_attempt_at > now:
+            return None
+        return _entry(row)
+
+    async def next_attempt_after(self, now: datetime) -> datetime | None:
+        """The earliest ``next_attempt_at`` later than ``now`` among the heads (when the
+        worker has something to do next, short of new rows)."""
+        stmt = select(func.min(OutboxRow.next_attempt_at)).where(
+            col(OutboxRow.state) == PENDING, col(OutboxRow.next_attempt_at) > now, _is_head()
+        )
+        async with self.db.read() as session:
+            value = (await session.exec(stmt)).one()
+        return cast(datetime | None, value)
+
+    async def get(self, entry_id: int) -> OutboxEntry | None:
+        async with self.db.read() as session:
+            row = await session.get(OutboxRow, entry_id)
+            return _entry(row) if row is not None else None
+
+    # --- worker: outcomes ------------------------------------------------------------------
+
+    async def delete(self, entry_id: int) -> bool:
+        """Remove a delivered row; False when it was already gone."""
+        async with self.db.transaction() as uow:
+            connection = await uow.session.connection()
+            result = await connection.execute(
+                delete(OutboxRow).where(col(OutboxRow.id) == entry_id)
+            )
+            return bool(result.rowcount == 1)
+
+    async def record_failure(
+        self, entry_id: int, *, attempts: int, error: str, next_attempt_at: datetime
+    ) -> bool:
+        """A failed attempt of a PENDING row, to be retried at ``next_attempt_at``."""
+        return await self._update_pending(
+            entry_id,
+            attempts=attempts,
+            last_error=error[:_ERROR_MAX],
+            next_attempt_at=next_attempt_at,
+        )
+
+    async def dead_letter(self, entry_id: int, *, attempts: int, error: str, now: datetime) -> bool:
+        """Give up on a PENDING row: it stays, state DEAD, for the operator."""
+        return await self._update_pending(
+            entry_id, attempts=attempts, last_error=error[:_ERROR_MAX], state=DEAD, dead_at=now
+        )
+
+    async def replace_with_full_object(
+        self,
+        entry_id: int,
+        source: FullObjectSource,
+        *,
+        attempts: int,
+        error: str,
+        now: datetime,
+    ) -> Replacement:
+        """Turn a PENDING row (a rejected PATCH) into a PUT of the whole current object from
+        ``source``, in place (same id), due at once; dead-letter it when the object no longer
+        exists."""
+        async with self.db.transaction() as uow:
+            session = uow.session
+            row = await session.get(OutboxRow, entry_id)
+            if row is None or row.state != PENDING or row.fallback is None:
+                return RowGone()
+            full = await source.full_object(session, row.fallback)
+            row.attempts = attempts
+            if full is None:
+                row.state = DEAD
+                row.dead_at = now
+                row.last_error = f"{error}; the object no longer exists"[:_ERROR_MAX]
+                session.add(row)
+                await session.flush()
+                return ObjectGone(_entry(row))
+            _become_put(row, full)
+            row.last_error = error[:_ERROR_MAX]
+            row.next_attempt_at = now
+            session.add(row)
+            await session.flush()
+            return Replaced(_entry(row))
+
+    async def _update_pending(self, entry_id: int, **values: Any) -> bool:
+        async with self.db.transaction() as uow:
+            connection = await uow.session.connection()
+            result = await connection.execute(
+                update(OutboxRow)
+                .where(col(OutboxRow.id) == entry_id, col(OutboxRow.state) == PENDING)
+                .values(**values)
+            )
+            return bool(result.rowcount == 1)
+
+    # --- operator --------------------------------------------------------------------------
+
+    async def list_entries(
+        self,
+        *,
+        state: OutboxState | None = None,
+        partner_id: int | None = None,
+        limit: int = 100,
+        after_id: int = 0,
+    ) -> list[OutboxEntry]:
+        """Rows in enqueue order (``after_id`` pages on)."""
+        stmt = select(OutboxRow).where(col(OutboxRow.id) > after_id)
+        if state is not None:
+            stmt = stmt.where(col(OutboxRow.state) == state.value)
+        if partner_id is not None:
+            stmt = stmt.where(col(OutboxRow.partner_id) == partner_id)
+        stmt = stmt.order_by(col(OutboxRow.id)).limit(limit)
+        async with self.db.read() as session:
+            return [_entry(row) for row in (await session.exec(stmt)).all()]
+
+    async def summary(self) -> list[OutboxCount]:
+        """PENDING and DEAD rows per partner."""
+        stmt = (
+            select(OutboxRow.partner_id, OutboxRow.state, func.count())
+            .group_by(col(OutboxRow.partner_id), col(OutboxRow.state))
+            .order_by(col(OutboxRow.partner_id))
+        )
+        counts: dict[int, dict[str, int]] = {}
+        async with self.db.read() as session:
+            for partner_id, state, count in (await session.exec(stmt)).all():
+                counts.setdefault(partner_id, {})[state] = int(count)
+        return [
+            OutboxCount(partner_id=p, pending=c.get(PENDING, 0), dead=c.get(DEAD, 0))
+            for p, c in counts.items()
+        ]
+
+    async def requeue(
+        self,
+        *,
+        ids: Sequence[int] | None = None,
+        partner_id: int | None = None,
+        everything: bool = False,
+        now: datetime,
+        full_objects: FullObjectSource | None,
+    ) -> int:
+        """Put DEAD rows back in the queue: the given ``ids``, or all of ``partner_id``, or all
+        (``everything``); exactly one selection. Returns the number of rows requeued.
+
+        A requeued row is PENDING again with attempts 0, due now, at its old place in the
+        order (its id). A row with a ``fallback`` key becomes a PUT of the current whole
+        object (from ``full_objects``), so an old status never overwrites a newer one; several
+        rows with the same fallback key become one PUT (the oldest row, the others are
+        deleted). When that object no longer exists the rows stay DEAD (their last_error says
+        so). Without ``full_objects`` such rows are requeued as they are."""
+        if sum((ids is not None, partner_id is not None, everything)) != 1:
+            raise ValueError("give exactly one of ids, partner_id and everything")
+        stmt = select(OutboxRow).where(col(OutboxRow.state) == DEAD)
+        if ids is not None:
+            if not ids:
+                return 0
+            stmt = stmt.where(col(OutboxRow.id).in_(list(ids)))
+        elif partner_id is not None:
+            stmt = stmt.where(col(OutboxRow.partner_id) == partner_id)
+        requeued = 0
+        async with self.db.transaction() as uow:
+            session = uow.session
+            rows = (await session.exec(stmt.order_by(col(OutboxRow.id)))).all()
+            groups: dict[tuple[int, str], list[OutboxRow]] = {}
+            for row in rows:
+                if row.fallback is not None and full_objects is not None:
+                    groups.setdefault((row.partner_id, row.fallback), []).append(row)
+                    continue
+                _revive(row, now)
+                session.add(row)
+                requeued += 1
+            for (_partner, fallback), members in groups.items():
+                full = await full_objects.full_object(session, fallback) if full_objects else None
+                if full is None:
+                    for row in members:
+                        row.last_error = "not requeued: the object no longer exists"
+                        session.add(row)
+                    continue
+                first, *others = members
+                _become_put(first, full)
+                _revive(first, now)
+                session.add(first)
+                for row in others:
+                    await session.delete(row)
+                requeued += 1
+            await session.flush()
+        return requeued
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def _is_head() -> ColumnElement[bool]:
+    """No older PENDING row of the same key exists (correlated with ``OutboxRow``)."""
+    older = aliased(OutboxRow)
+    return ~(
+        select(older.id)
+        .where(
+            col(older.partner_id) == col(OutboxRow.partner_id),
+            col(older.ordering_key) == col(OutboxRow.ordering_key),
+            col(older.state) == PENDING,
+            col(older.id) < col(OutboxRow.id),
+        )
+        .exists()
+    )
+
+
+def _become_put(row: OutboxRow, full: FullObject) -> None:
+    row.method = "PUT"
+    row.path = full.path
+    row.url = None
+    row.body = _dump(full.body)
+
+
+def _revive(row: OutboxRow, now: datetime) -> None:
+    row.state = PENDING
+    row.attempts = 0
+    row.next_attempt_at = now
+    row.dead_at = None
+
+
+def _dump(body: dict[str, Any]) -> str:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+def _entry(row: OutboxRow) -> OutboxEntry:
+    assert row.id is not None
+    body = json.loads(row.body)
+    return OutboxEntry(
+        id=row.id,
+        partner_id=row.partner_id,
+        module=ModuleID(row.module),
+        method=cast(Method, row.method),
+        path=row.path,
+        url=row.url,
+        body=body,
+        ordering_key=row.ordering_key,
+        coalesce_key=row.coalesce_key,
+        fallback=row.fallback,
+        state=OutboxState(row.state),
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        last_error=row.last_error,
+        created_at=row.created_at,
+        dead_at=row.dead_at,
+    )
