@@ -116,7 +116,8 @@ class UnknownTransactionStopped(DomainEvent):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class InventoryReported(DomainEvent):
-    """The charger's EVSEs and connectors, complete (last page of a 2.0.1 base report)."""
+    """The charger's EVSEs and connectors, complete (last page of a 2.0.1 base report, or a 1.6
+    ``NumberOfConnectors``)."""
 
     evses: tuple[EvseInventory, ...]
 

@@ -3,15 +3,19 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from ocpp.v16.enums import Action
 
-from csms.domain.model import OcppVersion
+from csms.domain.model import OcppVersion, RegistrationStatus
+from csms.domain.outcomes import CallAnswered
 from csms.ocpp16 import inbound as parse
 from csms.ocpp16 import outbound as build
 from csms.rpc.connection import RpcConnection, on
 from csms.services.context import Services
+
+log = logging.getLogger(__name__)
 
 Payload = dict[str, Any]
 
@@ -29,7 +33,23 @@ class ChargePoint16(RpcConnection):
     async def on_boot_notification(self, p: Payload) -> Payload:
         decision = await self._s.chargers.handle_boot(parse.parse_boot(self.charger_id, p))
         self.registration = decision.status
+        if decision.status is RegistrationStatus.ACCEPTED and self._s.connector_count_query:
+            self.after_reply(self.query_connector_count)
         return build.build_boot(decision)
+
+    async def query_connector_count(self) -> None:
+        """Ask for ``NumberOfConnectors``, the only inventory a 1.6 charger reports; an answer
+        we cannot use leaves the stored inventory as it was."""
+        request = build.build_get_configuration([parse.NUMBER_OF_CONNECTORS])
+        outcome = await self.call("GetConfiguration", request)
+        if not isinstance(outcome, CallAnswered):
+            log.warning("%s: GetConfiguration %s failed: %s", self.charger_id, request, outcome)
+            return
+        match parse.parse_connector_count(outcome.payload):
+            case int() as count:
+                await self._s.chargers.handle_connector_count(self.charger_id, count)
+            case parse.Unusable(reason=reason):
+                log.warning("%s: GetConfiguration answer unusable: %s", self.charger_id, reason)
 
     @on(Action.heartbeat)
     async def on_heartbeat(self, p: Payload) -> Payload:

@@ -1,4 +1,5 @@
-"""Parse OCPP 1.6 payloads (camelCase, already schema-valid) into domain requests.
+"""Parse OCPP 1.6 payloads (camelCase, already schema-valid) into domain requests, and the
+answers to our own calls into values.
 
 Semantic problems the schema cannot catch (a timestamp that is not a date-time, a Raw meter
 value that is not a number) raise ``HandlerError`` with the CallError code to answer.
@@ -6,7 +7,9 @@ value that is not a number) raise ``HandlerError`` with the CallError code to an
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -217,3 +220,36 @@ def parse_notification(
     return NotificationReport(
         charger_id=charger_id, kind=kind, status=p["status"], reported_at=clock()
     )
+
+
+NUMBER_OF_CONNECTORS = "NumberOfConnectors"
+MAX_CONNECTORS = 100
+"""More than this is a charger bug, not an inventory: it would fill the database with EVSEs."""
+_INTEGER = re.compile(r"^\s*[+-]?[0-9]+\s*$")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Unusable:
+    """Why an answer to one of our calls cannot be used (an expected outcome, not an error)."""
+
+    reason: str
+
+
+def parse_connector_count(p: dict[str, Any]) -> int | Unusable:
+    """``NumberOfConnectors`` from a GetConfiguration answer (1.6 values are strings)."""
+    if NUMBER_OF_CONNECTORS in p.get("unknownKey", ()):
+        return Unusable(reason=f"{NUMBER_OF_CONNECTORS} is an unknown key")
+    values = [
+        entry.get("value")
+        for entry in p.get("configurationKey", ())
+        if entry["key"] == NUMBER_OF_CONNECTORS
+    ]
+    if not values:
+        return Unusable(reason=f"{NUMBER_OF_CONNECTORS} is missing from the answer")
+    raw = values[0]
+    if raw is None or not _INTEGER.match(raw):
+        return Unusable(reason=f"{NUMBER_OF_CONNECTORS} {raw!r} is not an integer")
+    count = int(raw)
+    if not 1 <= count <= MAX_CONNECTORS:
+        return Unusable(reason=f"{NUMBER_OF_CONNECTORS} {count} is not in 1..{MAX_CONNECTORS}")
+    return count

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -67,3 +68,7 @@ def build_data_transfer(decision: DataTransferDecision) -> dict[str, Any]:
     if decision.data is not None:
         payload["data"] = decision.data
     return payload
+
+
+def build_get_configuration(keys: Sequence[str]) -> dict[str, Any]:
+    return {"key": list(keys)}

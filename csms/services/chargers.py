@@ -28,6 +28,7 @@ from csms.domain.events import (
     ReservationStatusChanged,
 )
 from csms.domain.model import (
+    ChargerFacts,
     ConnectorInventory,
     ConnectorStatus,
     EvseInventory,
@@ -123,6 +124,24 @@ class ChargerService:
                     created_at=self._clock(),
                 )
             )
+
+    async def charger_facts(self) -> dict[str, ChargerFacts]:
+        """Every registered charger with what it reported about itself (``ChargerDirectory``):
+        two queries in one read, whatever the number of chargers."""
+        async with self._db.read() as session:
+            chargers = (await session.exec(select(ChargerRow))).all()
+            inventory = (await session.exec(select(InventoryRow))).all()
+        rows_of: dict[str, list[InventoryRow]] = {}
+        for row in inventory:
+            rows_of.setdefault(row.charger_id, []).append(row)
+        return {
+            charger.charger_id: ChargerFacts(
+                charger_id=charger.charger_id,
+                ocpp_version=OcppVersion(charger.ocpp_version) if charger.ocpp_version else None,
+                evses=inventory_of(rows_of.get(charger.charger_id, ())),
+            )
+            for charger in chargers
+        }
 
     async def list_chargers(self) -> Sequence[ChargerSummary]:
         async with self._db.read() as session:
@@ -344,6 +363,46 @@ class ChargerService:
                     evses=inventory_of(rows),
                 )
             )
+
+    async def handle_connector_count(self, charger_id: str, count: int) -> bool:
+        """Replace the inventory of a 1.6 charger that reported ``NumberOfConnectors``: EVSE N
+        is connectorId N, with one connector 1 (see ``EvseRef``). Records ``InventoryReported``
+        only when the inventory changed; returns whether it did."""
+        if count < 1:
+            raise ValueError(f"a charger has at least one connector, not {count}")
+        evses = tuple(
+            EvseInventory(ocpp_evse_id=n, connectors=(ConnectorInventory(connector_id=1),))
+            for n in range(1, count + 1)
+        )
+        async with self._db.transaction() as uow:
+            session = uow.session
+            await self._charger(session, charger_id)
+            stmt = select(InventoryRow).where(InventoryRow.charger_id == charger_id)
+            rows = (await session.exec(stmt)).all()
+            if inventory_of(rows) == evses:
+                log.info("%s still has %d connector(s): inventory unchanged", charger_id, count)
+                return False
+            for row in rows:
+                await session.delete(row)
+            await session.flush()
+            for evse in evses:
+                session.add(
+                    InventoryRow(
+                        charger_id=charger_id, ocpp_evse_id=evse.ocpp_evse_id, connector_id=0
+                    )
+                )
+                for connector in evse.connectors:
+                    session.add(
+                        InventoryRow(
+                            charger_id=charger_id,
+                            ocpp_evse_id=evse.ocpp_evse_id,
+                            connector_id=connector.connector_id,
+                        )
+                    )
+            uow.record(
+                InventoryReported(charger_id=charger_id, occurred_at=self._clock(), evses=evses)
+            )
+        return True
 
     async def handle_reservation_status(
         self, charger_id: str, reservation_id: int, status: str

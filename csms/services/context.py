@@ -18,3 +18,5 @@ class Services:
     clock: Callable[[], datetime] = utc_now
     base_report: str | None = "FullInventory"
     """Report a 2.0.1 station is asked for after an accepted boot; ``None`` asks nothing."""
+    connector_count_query: bool = True
+    """Ask a 1.6 charger for ``NumberOfConnectors`` after an accepted boot (its inventory)."""

@@ -37,6 +37,15 @@ async def _assert_alive(ws) -> None:
     assert answer[:2] == [3, "alive"]
 
 
+async def _boot(ws) -> None:
+    """Boot, and answer the NumberOfConnectors query that follows an accepted 1.6 boot with an
+    unknown key (the inventory stays empty: nothing is written)."""
+    await exchange(ws, call("BootNotification", BOOT, "boot"))
+    query = await receive(ws)
+    assert query[2:] == ["GetConfiguration", {"key": ["NumberOfConnectors"]}]
+    await ws.send(json.dumps([3, query[1], {"unknownKey": ["NumberOfConnectors"]}]))
+
+
 async def _nothing_written(app: BridgeApp) -> None:
     assert await all_rows(app, TransactionRow) == []
     assert await all_rows(app, MeterValueRow) == []
@@ -140,7 +149,7 @@ async def test_invalid_payload_gets_specified_error_and_nothing_is_written(
 ):
     await add_charger(bridge, "CP1")
     async with raw_charger(bridge, "CP1") as ws:
-        await exchange(ws, call("BootNotification", BOOT, "boot"))
+        await _boot(ws)
         answer = await exchange(ws, call(action, payload, "bad"))
         assert answer[:3] == [4, "bad", expected_code], answer
         await _assert_alive(ws)

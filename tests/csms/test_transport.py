@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from tests.conftest import (
     exchange,
     ocpp_url,
     raw_charger,
+    receive,
     running_bridge,
 )
 
@@ -131,6 +133,8 @@ async def test_second_connection_replaces_the_first_when_same_charger_reconnects
     await add_charger(bridge, "CP1")
     async with raw_charger(bridge, "CP1") as first:
         await exchange(first, call("BootNotification", BOOT))
+        # Left unanswered: the replaced connection ends the query as offline (a warning).
+        assert (await receive(first))[2] == "GetConfiguration"
         async with raw_charger(bridge, "CP1") as second:
             with pytest.raises(ConnectionClosed):
                 await asyncio.wait_for(first.recv(), 5)
@@ -166,6 +170,8 @@ async def test_every_frame_is_recorded_when_charger_talks(bridge: BridgeApp):
     await add_charger(bridge, "CP1")
     async with raw_charger(bridge, "CP1") as ws:
         await exchange(ws, call("BootNotification", BOOT, "b1"))
+        query = await receive(ws)
+        await ws.send(json.dumps([3, query[1], {"unknownKey": ["NumberOfConnectors"]}]))
         await exchange(ws, "not json")
     assert bridge.recorder is not None
     await bridge.recorder.flush()
@@ -173,6 +179,8 @@ async def test_every_frame_is_recorded_when_charger_talks(bridge: BridgeApp):
     assert [(f.direction, f.text[:8]) for f in frames] == [
         ("in", '[2, "b1"'),
         ("out", '[3,"b1",'),
+        ("out", f'[2,"{query[1][:4]}'),
+        ("in", f'[3, "{query[1][:3]}'),
         ("in", "not json"),
         ("out", '[4,"-1",'),
     ]
