@@ -17,11 +17,19 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bridge.api.platform import OcpiPlatform
 from bridge.app import create_app
 from bridge.identity import CpoIdentity
+from bridge.locations import ApplyReport, LocationService, PartnerDirectory
+from bridge.projector import Projector
 from bridge.push.client import OcpiClient
+from bridge.push.outbox import FullObjectSources, RetryPolicy
+from bridge.push.worker import OutboxService, OutboxWorker
 from bridge.registration import PartnerService
 from bridge.settings import Settings
 from bridge.site import Site, load_site
+from bridge.sites import SiteOperations
+from bridge.store.locations import LocationReader
+from bridge.store.outbox import OutboxStore
 from bridge.store.partners import PartnerStore
+from csms.clock import utc_now
 from csms.domain.model import AuthorizationStatus, RegistrationStatus
 from csms.errors import ChargerAlreadyExists
 from csms.registry import ConnectionRegistry
@@ -31,6 +39,7 @@ from csms.services.chargers import ChargerService
 from csms.services.context import Services
 from csms.services.transactions import TransactionService
 from csms.store.database import Database
+from csms.store.events import EventLog
 from csms.store.frames import FrameRecorder
 
 log = logging.getLogger(__name__)
@@ -75,6 +84,51 @@ class BridgeApp:
         )
         self.ocpi_client = OcpiClient(timeout_s=settings.ocpi_timeout)
         self.partners = PartnerService(PartnerStore(self.db), self.ocpi_client, self.identity)
+        # Outbox of the pushes to partners; each module registers its FullObjectSource here.
+        self.outbox = OutboxStore(self.db)
+        self.full_objects = FullObjectSources()
+        self.push_worker = OutboxWorker(
+            self.outbox,
+            self.partners.store,
+            self.ocpi_client,
+            self.identity,
+            RetryPolicy(
+                max_attempts=settings.outbox_max_attempts,
+                backoff_base_s=settings.outbox_backoff_base,
+                backoff_max_s=settings.outbox_backoff_max,
+            ),
+            concurrency=settings.outbox_concurrency,
+            poll_interval_s=settings.outbox_poll_interval,
+            full_objects=self.full_objects,
+        )
+        self.outbox_service = OutboxService(
+            self.outbox,
+            wake=self.push_worker.wake,
+            full_objects=self.full_objects,
+            stats=self.push_worker.stats,
+        )
+        # Locations: the site inventory, live EVSE statuses projected from the event log.
+        self.location_reader = LocationReader(self.db)
+        self.locations = LocationService(
+            self.db,
+            PartnerDirectory(self.partners.list),
+            coalesce=settings.outbox_coalesce,
+            on_enqueued=self.push_committed,
+            clock=utc_now,
+        )
+        self.full_objects.register("locations", self.locations)
+        self.projector = Projector(
+            self.db, EventLog(self.db), self.locations.project, on_enqueued=self.push_committed
+        )
+        self.sites = SiteOperations(
+            directory=self.chargers,
+            locations=self.locations,
+            reader=self.location_reader,
+            register_entries=self._register_site_entries,
+            identity=self.identity,
+            site_file=settings.site_file,
+            clock=utc_now,
+        )
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self._http: uvicorn.Server | None = None
         self._http_task: asyncio.Task[None] | None = None
@@ -89,12 +143,17 @@ class BridgeApp:
         # This process holds every connection: whatever the database says from a previous run
         # (a crash, a kill -9), no charger is connected before it connects to us.
         await self.chargers.mark_all_disconnected()
+        # Catch up on events a previous run committed but did not project, then apply the site
+        # file (only its differences are stored and pushed).
+        await self.projector.catch_up()
         if self.settings.site_file:
             await self.apply_site(load_site(Path(self.settings.site_file)))
+        self.projector.start()
         if self.recorder is not None:
             self.recorder.start()
         await self.ocpp.start()
         await self._start_http()
+        self.push_worker.start()
         self._schedule_jobs()
         if not self.settings.public_url and self.settings.host not in ("127.0.0.1", "localhost"):
             log.warning(
@@ -114,6 +173,8 @@ class BridgeApp:
         """Stop every part, each even if an earlier one failed; the frame log and the database
         are closed last."""
         try:
+            await self.projector.stop()
+            await self.push_worker.stop()
             if self.scheduler.running:
                 self.scheduler.shutdown(wait=False)
             await self.ocpp.stop()
@@ -163,7 +224,12 @@ class BridgeApp:
 
     # --- parts ---------------------------------------------------------------------------
 
-    async def apply_site(self, site: Site) -> None:
+    async def apply_site(self, site: Site) -> ApplyReport:
+        """Check the whole site, create its chargers and tokens (existing chargers are left as
+        they are) and apply its Locations."""
+        return await self.sites.apply(site)
+
+    async def _register_site_entries(self, site: Site) -> None:
         """Create the site's chargers and tokens; existing chargers are left as they are."""
         for charger in site.chargers:
             with contextlib.suppress(ChargerAlreadyExists):
@@ -186,6 +252,9 @@ class BridgeApp:
             partners=self.partners,
             max_page_size=self.settings.ocpi_page_size,
             admin_token=self.settings.admin_token,
+            outbox=self.outbox_service,
+            locations=self.location_reader,
+            sites=self.sites,
         )
 
     async def health(self) -> dict[str, Any]:
@@ -215,12 +284,32 @@ class BridgeApp:
             log.exception("HTTP server failed")
             raise
 
+    def push_committed(self) -> None:
+        """Call after a transaction that enqueued pushes has committed: the worker looks now."""
+        self.push_worker.wake()
+
     def _schedule_jobs(self) -> None:
+        timeout = self.settings.liveness_timeout
+        self.scheduler.add_job(
+            self._sweep_offline,
+            "interval",
+            seconds=max(0.5, min(30.0, timeout / 4)),
+            id="liveness-sweep",
+            coalesce=True,
+            max_instances=1,
+        )
+        # Backstop: the worker wakes on commits and polls; this catches anything it missed.
+        self.scheduler.add_job(
+            self.push_worker.drain_once, "interval", minutes=1, id="outbox-drain", coalesce=True
+        )
         if self.recorder is not None and self.settings.frame_retention_days > 0:
             self.scheduler.add_job(
                 self._purge_frames, "interval", hours=6, id="purge-ocpp-frames", coalesce=True
             )
         self.scheduler.start()
+
+    async def _sweep_offline(self) -> None:
+        await self.locations.sweep_offline(self.settings.liveness_timeout)
 
     async def _purge_frames(self) -> None:
         assert self.recorder is not None

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bridge.identity import CpoIdentity
 from bridge.registration import PartnerService
+from bridge.store.locations import LocationReader
+
+if TYPE_CHECKING:
+    from bridge.push.worker import OutboxService
+    from bridge.sites import SiteOperations
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -13,6 +19,9 @@ class OcpiPlatform:
     partners: PartnerService
     max_page_size: int
     admin_token: str | None
+    locations: LocationReader | None = None
+    sites: SiteOperations | None = None
+    outbox: OutboxService | None = None
 
     @property
     def identity(self) -> CpoIdentity:

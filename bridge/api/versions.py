@@ -13,6 +13,7 @@ from bridge.ocpi.wire import VERSION
 # symmetric; SENDER is what the spec advises to publish.
 IMPLEMENTED_MODULES: tuple[tuple[ModuleID, InterfaceRole], ...] = (
     (ModuleID.CREDENTIALS, InterfaceRole.SENDER),
+    (ModuleID.LOCATIONS, InterfaceRole.SENDER),
 )
 
 router = APIRouter()

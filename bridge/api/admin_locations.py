@@ -1,0 +1,82 @@
+"""Operator API for sites (``/admin/locations``, ``/admin/site/reload``), the HTTP twin of
+``ocpi-bridge site ...``. A description with any problem is refused whole (status 2001, HTTP
+400, every problem listed) and changes nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from bridge.api.admin import Admin
+from bridge.api.deps import JsonBody, Platform
+from bridge.api.responses import ocpi_response
+from bridge.errors import MalformedRequest, NotFound
+from bridge.inventory import InventoryError
+from bridge.locations import ApplyReport, LocationConflict
+from bridge.site import SiteFileError
+from bridge.sites import SiteOperations
+
+router = APIRouter(prefix="/admin")
+
+
+def _sites(platform: Platform) -> SiteOperations:
+    if platform.sites is None:  # pragma: no cover - wired by the composition root
+        raise RuntimeError("site operations are not wired")
+    return platform.sites
+
+
+def _report(report: ApplyReport, http_status: int = 200) -> Response:
+    return ocpi_response(raw_data=report.as_dict(), http_status=http_status)
+
+
+class Refused(MalformedRequest):
+    pass
+
+
+@router.get("/locations")
+async def list_locations(_admin: Admin, platform: Platform) -> Response:
+    """Every Location (published or not) as stored, with where it was described."""
+    locations = await _sites(platform).locations()
+    data: list[dict[str, Any]] = [
+        {"origin": s.origin, "location": s.location.model_dump(mode="json", exclude_none=True)}
+        for s in locations
+    ]
+    return ocpi_response(raw_data=data)
+
+
+@router.put("/locations/{location_id}")
+async def put_location(
+    location_id: str, _admin: Admin, platform: Platform, body: JsonBody
+) -> Response:
+    if not isinstance(body, dict):
+        raise Refused("expected a JSON object describing the location")
+    body_id = body.get("id")
+    if body_id is not None and (
+        not isinstance(body_id, str) or body_id.upper() != location_id.upper()
+    ):
+        raise Refused(f"id in the body ({body_id!r}) differs from the URL ({location_id!r})")
+    try:
+        report = await _sites(platform).put_location(body, location_id)
+    except (InventoryError, LocationConflict) as exc:
+        raise Refused(str(exc)) from exc
+    return _report(report, 201 if report.created else 200)
+
+
+@router.delete("/locations/{location_id}")
+async def remove_location(location_id: str, _admin: Admin, platform: Platform) -> Response:
+    """Every EVSE of the Location becomes REMOVED (Locations and EVSEs are never deleted)."""
+    report = await _sites(platform).remove_location(location_id)
+    if report is None:
+        raise NotFound(f"unknown location {location_id!r}")
+    return _report(report)
+
+
+@router.post("/site/reload")
+async def reload_site(_admin: Admin, platform: Platform) -> Response:
+    """Read the configured site file again and apply only its differences."""
+    try:
+        report = await _sites(platform).reload()
+    except (SiteFileError, InventoryError, LocationConflict, FileNotFoundError) as exc:
+        raise Refused(str(exc)) from exc
+    return _report(report)
