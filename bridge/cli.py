@@ -11,6 +11,8 @@ from typing import Annotated, TypeVar
 
 import typer
 
+from bridge.inventory import InventoryError
+from bridge.locations import ApplyReport, LocationConflict
 from bridge.main import BridgeApp
 from bridge.ocpi.models import Role
 from bridge.ocpi.wire import TOKEN_PATTERN
@@ -18,7 +20,7 @@ from bridge.partners import ExpectedRole, Partner, PartnerStatus
 from bridge.push.outbox import OutboxEntry, OutboxState
 from bridge.registration import PartnerOperationFailed
 from bridge.settings import load_settings
-from bridge.site import SiteFileError
+from bridge.site import SiteFileError, load_site
 from csms.domain.model import AuthorizationStatus, RegistrationStatus
 from csms.errors import CsmsError
 from csms.passwords import generate_password
@@ -32,6 +34,10 @@ app.add_typer(tokens_app, name="tokens")
 app.add_typer(partners_app, name="partners")
 outbox_app = typer.Typer(no_args_is_help=True, help="Pushes to partners waiting or given up")
 app.add_typer(outbox_app, name="outbox")
+site_app = typer.Typer(no_args_is_help=True, help="The site file: chargers, tokens, Locations")
+locations_app = typer.Typer(no_args_is_help=True, help="OCPI Locations as stored")
+app.add_typer(site_app, name="site")
+app.add_typer(locations_app, name="locations")
 
 T = TypeVar("T")
 
@@ -321,3 +327,81 @@ def outbox_requeue(
 
 def main() -> None:
     app()
+
+
+# --- site and locations ---------------------------------------------------------------------
+
+SiteFile = Annotated[
+    Path | None,
+    typer.Argument(help="Site file (TOML); default: OCPI_BRIDGE_SITE_FILE", show_default=False),
+]
+
+
+def _site_path(path: Path | None) -> Path:
+    if path is not None:
+        return path
+    configured = load_settings().site_file
+    if not configured:
+        typer.echo("error: give a site file or set OCPI_BRIDGE_SITE_FILE", err=True)
+        raise typer.Exit(2)
+    return Path(configured)
+
+
+def _site_run(work: Callable[[BridgeApp], Awaitable[T]]) -> T:
+    """Like ``_run``; a site with problems lists them all and exits 1 (nothing changed)."""
+    try:
+        return _run(work)
+    except (SiteFileError, InventoryError, LocationConflict) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+@site_app.command("check")
+def site_check(path: SiteFile = None) -> None:
+    """Check a site file against the chargers known to the bridge, changing nothing."""
+    site_path = _site_path(path)
+
+    async def check(bridge: BridgeApp) -> tuple[int, int]:
+        sites = await bridge.sites.check(load_site(site_path))
+        return len(sites), sum(len(s.location.evses or ()) for s in sites)
+
+    locations, evses = _site_run(check)
+    typer.echo(f"{site_path}: ok ({locations} location(s), {evses} EVSE(s))")
+
+
+@site_app.command("reload")
+def site_reload(path: SiteFile = None) -> None:
+    """Apply a site file: its chargers and tokens are added, its Locations created or updated
+    (only the differences are stored and pushed); Locations it no longer lists are removed
+    (every EVSE REMOVED). A running bridge pushes the changes within its outbox poll interval."""
+    site_path = _site_path(path)
+
+    async def reload(bridge: BridgeApp) -> ApplyReport:
+        return await bridge.apply_site(load_site(site_path))
+
+    report = _site_run(reload)
+    for name, ids in (
+        ("created", report.created),
+        ("updated", report.updated),
+        ("removed", report.removed),
+        ("unchanged", report.unchanged),
+    ):
+        typer.echo(f"{name}: {', '.join(ids) if ids else '-'}")
+    typer.echo(f"pushes queued: {report.pushes}")
+
+
+@locations_app.command("list")
+def locations_list() -> None:
+    """List every Location (published or not) with its EVSEs' statuses."""
+
+    async def rows(bridge: BridgeApp) -> list[str]:
+        return [
+            f"{s.location.id}\t{'yes' if s.location.publish else 'no'}\t{s.origin}\t"
+            + " ".join(f"{e.uid}={e.status.value}" for e in s.location.evses or ())
+            + f"\t{s.location.last_updated.isoformat()}"
+            for s in await bridge.location_reader.all_locations()
+        ]
+
+    typer.echo("location_id\tpublished\torigin\tevses\tlast_updated")
+    for row in _run(rows):
+        typer.echo(row)
