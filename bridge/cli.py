@@ -405,3 +405,15 @@ def locations_list() -> None:
     typer.echo("location_id\tpublished\torigin\tevses\tlast_updated")
     for row in _run(rows):
         typer.echo(row)
+
+
+@locations_app.command("push")
+def locations_push(
+    partner_id: Annotated[int, typer.Argument(help="Partner id (see `partners list`)")],
+) -> None:
+    """Queue a PUT of every published Location to one partner (a full re-sync)."""
+
+    async def push(bridge: BridgeApp) -> int:
+        return await bridge.locations.send_all(await bridge.partners.get(partner_id))
+
+    typer.echo(f"pushes queued: {_run(push)}")

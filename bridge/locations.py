@@ -336,6 +336,28 @@ class LocationService:
             return []
         return put_requests(receivers, new, puts_for(old, new))
 
+    async def send_all(self, partner: Partner) -> int:
+        """Queue a PUT of every published Location to ``partner`` (after it registered, or on
+        the operator's request); the number queued. Nothing for a partner without a Locations
+        RECEIVER."""
+        if not (
+            partner.registered and partner.endpoint_url(ModuleID.LOCATIONS, InterfaceRole.RECEIVER)
+        ):
+            return 0
+        report = ApplyReport()
+        async with self._db.transaction() as uow:
+            requests: list[PushRequest] = []
+            for key in await store.location_keys(uow.session):
+                stored = await store.load_location(uow.session, key)
+                if stored is not None and stored.location.publish:
+                    requests += put_requests(
+                        [partner], stored.location, [PutTarget(target=Target.LOCATION)]
+                    )
+            await self._enqueue(uow.session, requests, report)
+        self._enqueued(report)
+        log.info("queued %d Location(s) for OCPI partner %d", report.pushes, partner.id)
+        return report.pushes
+
     # --- live status ---------------------------------------------------------------------
 
     async def _live_status(self, session: AsyncSession, binding: store.Binding) -> Status:

@@ -117,6 +117,7 @@ class BridgeApp:
             clock=utc_now,
         )
         self.full_objects.register("locations", self.locations)
+        self.partners.on_registered(self.locations.send_all)
         self.projector = Projector(
             self.db, EventLog(self.db), self.locations.project, on_enqueued=self.push_committed
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -93,6 +93,23 @@ class PartnerService:
         self.client = client
         self._identity = identity
         self._clock = clock
+        self._registered_listeners: list[Callable[[Partner], Awaitable[object]]] = []
+
+    def on_registered(self, callback: Callable[[Partner], Awaitable[object]]) -> None:
+        """Run ``callback`` after a partner completed a registration (either direction), e.g.
+        to send it every object it should receive."""
+        self._registered_listeners.append(callback)
+
+    async def _registered_now(self, partner_id: int) -> None:
+        partner = await self.store.get(partner_id)
+        if partner is None or not partner.registered:
+            return
+        for callback in self._registered_listeners:
+            try:
+                await callback(partner)
+            except Exception:
+                # The registration stands; the partner can still pull what it missed.
+                log.exception("after registering OCPI partner %d: %r failed", partner_id, callback)
 
     @property
     def identity(self) -> CpoIdentity:
@@ -157,6 +174,7 @@ class PartnerService:
             on_changed=MethodNotAllowed("already registered by a concurrent request"),
         )
         log.info("OCPI partner %d registered: %s", caller.partner.id, _roles_text(body.roles))
+        await self._registered_now(caller.partner.id)
         return self.identity.credentials(token_c)
 
     async def accept_update(self, caller: Caller, body: Credentials) -> Credentials:
@@ -308,11 +326,15 @@ class PartnerService:
             now=self._clock(),
         )
         try:
-            return await self._complete_registration(partner, credentials_url, token_a, token_b)
+            registered = await self._complete_registration(
+                partner, credentials_url, token_a, token_b
+            )
         except BaseException:
             # Whatever went wrong, token B must not stay valid for a registration that failed.
             await self.store.delete(partner.id)
             raise
+        await self._registered_now(registered.id)
+        return registered
 
     async def _complete_registration(
         self, partner: Partner, credentials_url: str, token_a: str, token_b: str
