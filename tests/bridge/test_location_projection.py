@@ -1,0 +1,180 @@
+"""The projector and the Locations service against a real database: catching up after a stop,
+a failing batch retried without losing its place, the initial push to a registering partner."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bridge.main import BridgeApp
+from bridge.ocpi.locations import Status
+from bridge.partners import Partner
+from bridge.projector import Projector
+from bridge.site import parse_site
+from bridge.store.locations import read_offset
+from csms.clock import utc_now
+from csms.domain.events import DomainEvent
+from csms.domain.model import ConnectorStatus, EvseRef
+from csms.domain.requests import StatusReport
+from csms.store.events import EventLog
+from simulators.emsp.server import EmspSimulator
+from tests.conftest import running_bridge
+from tests.e2e.test_ocpi_registration import emsp_registers
+
+SITE: dict[str, Any] = {
+    "chargers": [{"id": "CP1", "allow_no_auth": True}],
+    "locations": [
+        {
+            "id": "LOC1",
+            "address": "Street 1",
+            "city": "Town",
+            "country": "NLD",
+            "coordinates": {"latitude": "52.00000", "longitude": "4.00000"},
+            "time_zone": "Europe/Amsterdam",
+            "evses": [
+                {
+                    "uid": "CP1-1",
+                    "charger": "CP1",
+                    "ocpp_evse_id": 1,
+                    "connectors": [
+                        {
+                            "id": "1",
+                            "standard": "IEC_62196_T2",
+                            "format": "SOCKET",
+                            "power_type": "AC_3_PHASE",
+                            "max_voltage": 230,
+                            "max_amperage": 16,
+                        }
+                    ],
+                }
+            ],
+        },
+        {
+            "id": "HIDDEN",
+            "publish": False,
+            "address": "Street 2",
+            "city": "Town",
+            "country": "NLD",
+            "coordinates": {"latitude": "52.00000", "longitude": "4.00000"},
+            "time_zone": "Europe/Amsterdam",
+        },
+    ],
+}
+
+
+async def report(app: BridgeApp, status: ConnectorStatus, evse: int = 1) -> None:
+    await app.chargers.handle_status(
+        StatusReport(
+            charger_id="CP1",
+            evse=EvseRef(ocpp_evse_id=evse, connector_id=1 if evse else 0),
+            status=status,
+            reported_at=utc_now(),
+        )
+    )
+
+
+async def evse_status(app: BridgeApp) -> Status:
+    location = await app.location_reader.published("LOC1")
+    assert location is not None
+    assert location.evses is not None
+    return location.evses[0].status
+
+
+async def wait_status(app: BridgeApp, expected: Status) -> None:
+    async with asyncio.timeout(5):
+        while await evse_status(app) is not expected:
+            await asyncio.sleep(0.02)
+
+
+async def test_events_committed_while_the_projector_was_stopped_are_applied_on_start(
+    tmp_path: Path,
+) -> None:
+    async with running_bridge(tmp_path) as app:
+        await app.apply_site(parse_site(SITE, "test"))
+        await report(app, ConnectorStatus.AVAILABLE)
+        await wait_status(app, Status.AVAILABLE)
+        await app.projector.stop()
+        await report(app, ConnectorStatus.CHARGING)
+        await asyncio.sleep(0.1)
+        assert await evse_status(app) is Status.AVAILABLE  # nobody projected it
+    async with running_bridge(tmp_path) as app:
+        assert await evse_status(app) is Status.CHARGING  # caught up during start-up
+
+
+async def test_connector_zero_overrides_every_evse_until_it_is_available_again(
+    tmp_path: Path,
+) -> None:
+    async with running_bridge(tmp_path) as app:
+        await app.apply_site(parse_site(SITE, "test"))
+        await report(app, ConnectorStatus.CHARGING)
+        await wait_status(app, Status.CHARGING)
+        await report(app, ConnectorStatus.FAULTED, evse=0)
+        await wait_status(app, Status.OUTOFORDER)
+        await report(app, ConnectorStatus.AVAILABLE, evse=0)
+        await wait_status(app, Status.CHARGING)
+
+
+async def test_a_failing_batch_is_retried_from_the_same_offset(tmp_path: Path) -> None:
+    async with running_bridge(tmp_path) as app:
+        await app.apply_site(parse_site(SITE, "test"))
+        await app.projector.stop()
+        seen: list[list[str]] = []
+        failures = 1
+
+        async def flaky(session: AsyncSession, events: Sequence[DomainEvent]) -> int:
+            nonlocal failures
+            seen.append([type(e).__name__ for e in events])
+            if failures:
+                failures -= 1
+                raise RuntimeError("boom")
+            return await app.locations.project(session, events)
+
+        projector = Projector(app.db, EventLog(app.db), flaky, name="test", poll_interval_s=0.05)
+        await report(app, ConnectorStatus.RESERVED)
+        with pytest.raises(RuntimeError):
+            await projector.catch_up()
+        async with app.db.read() as session:
+            assert await read_offset(session, "test") == 0
+        assert await projector.catch_up() > 0
+        assert seen[0] == seen[1]  # the same events again, none skipped
+        async with app.db.read() as session:
+            assert await read_offset(session, "test") > 0
+        assert await evse_status(app) is Status.RESERVED
+
+
+async def test_a_registering_partner_receives_every_published_location(tmp_path: Path) -> None:
+    async with (
+        running_bridge(tmp_path, country_code="NL", party_id="CPO") as app,
+        EmspSimulator(port=0, country_code="DE", party_id="EMS") as sim,
+    ):
+        await app.apply_site(parse_site(SITE, "test"))
+        await emsp_registers(app, sim)
+        await sim.state.wait_for(lambda: sim.state.location("NL", "CPO", "LOC1"), 5)
+        puts = [r.path for r in sim.state.received if r.method == "PUT"]
+        assert puts == ["/ocpi/emsp/2.2.1/locations/NL/CPO/LOC1"]  # HIDDEN is not published
+        stored = sim.state.location("NL", "CPO", "LOC1")
+        ours = await app.location_reader.published("LOC1")
+        assert ours is not None and stored is not None
+        assert stored.last_updated == ours.last_updated
+
+
+@pytest.mark.expect_errors("after registering OCPI partner")
+async def test_registration_stands_when_the_initial_push_cannot_be_queued(
+    tmp_path: Path,
+) -> None:
+    async with (
+        running_bridge(tmp_path, country_code="NL", party_id="CPO") as app,
+        EmspSimulator(port=0, country_code="DE", party_id="EMS") as sim,
+    ):
+
+        async def broken(partner: Partner) -> None:
+            raise RuntimeError("cannot queue")
+
+        app.partners.on_registered(broken)
+        partner = await emsp_registers(app, sim)
+        assert partner.registered
