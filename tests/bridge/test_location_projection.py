@@ -159,7 +159,8 @@ async def test_a_registering_partner_receives_every_published_location(tmp_path:
         assert puts == ["/ocpi/emsp/2.2.1/locations/NL/CPO/LOC1"]  # HIDDEN is not published
         stored = sim.state.location("NL", "CPO", "LOC1")
         ours = await app.location_reader.published("LOC1")
-        assert ours is not None and stored is not None
+        assert ours is not None
+        assert stored is not None
         assert stored.last_updated == ours.last_updated
 
 
