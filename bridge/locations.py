@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -103,7 +104,10 @@ def _ordering_key(location: Location) -> str:
 
 
 def _path(location: Location, *parts: str) -> str:
-    return "/".join((location.country_code, location.party_id, location.id, *parts))
+    """The object's path below the receiver endpoint, each id percent-encoded (CiStrings may
+    hold ``#``, ``?``, ``/``, ``%`` or spaces)."""
+    ids = (location.country_code, location.party_id, location.id, *parts)
+    return "/".join(quote(part, safe="") for part in ids)
 
 
 def put_requests(
