@@ -136,6 +136,21 @@ class EmspSimulator:
         finally:
             await self.client.aclose()
 
+    async def go_down(self) -> None:
+        """Stop listening (connections are refused) but keep the state and the port, to play
+        an eMSP that is down for a while; ``come_back()`` listens again on the same port."""
+        if self._server is None or self._task is None:
+            raise RuntimeError("not started")
+        self._requested_port = self.port
+        self.state.closing.set()
+        self._server.exit()
+        self._server = None
+        await self._task
+
+    async def come_back(self) -> None:
+        """Listen again on the port used before ``go_down()``."""
+        await self.start()
+
     def _server_done(self, task: asyncio.Task[None]) -> None:
         if task.cancelled():
             return

@@ -760,6 +760,42 @@ async def test_status_changes_queued_before_a_bridge_restart_arrive_in_order_onc
         assert [r.method for r in location_requests(emsp, "LOC-16")].count("PUT") == 1
 
 
+async def test_status_changes_while_the_emsp_is_down_survive_a_bridge_restart(
+    tmp_path: Path,
+) -> None:
+    """The eMSP stops listening (connection refused), statuses change, the bridge restarts,
+    the eMSP comes back: every change arrives, in order, once."""
+    site = write_site(tmp_path, ["CP16"], [LOC16])
+    settings: dict[str, Any] = {"site_file": str(site), **CPO, **FAST}
+    async with EmspSimulator(port=0, country_code="DE", party_id="EMS") as emsp:
+        async with running_bridge(tmp_path, **settings) as app:
+            await emsp_registers(app, emsp)
+            await emsp.state.wait_for(lambda: emsp.state.location("NL", "CPO", "LOC-16"))
+            async with AsyncExitStack() as stack:
+                w = World(app=app, emsp=emsp, tmp_path=tmp_path, stack=stack)
+                sim = await w.online(charger16(app, "CP16"))
+                await report_all(sim, BEFORE)
+                await received_pushes(emsp, "LOC-16", 2)
+                await emsp.go_down()
+                await report_all(sim, DURING)
+                await settled(app, "LOC-16", AFTER_DURING)
+
+                async def retried() -> bool:
+                    entries = await app.outbox.list_entries()
+                    return bool(entries) and entries[0].attempts >= 2
+
+                await until(retried)
+        await emsp.come_back()
+        async with running_bridge(tmp_path, **settings) as app, AsyncExitStack() as stack:
+            w = World(app=app, emsp=emsp, tmp_path=tmp_path, stack=stack)
+            sim = await w.online(charger16(app, "CP16"))
+            await report_all(sim, SENTINEL)
+            assert await received_pushes(emsp, "LOC-16", len(EXPECTED)) == EXPECTED
+        patches = [r for r in location_requests(emsp, "LOC-16") if r.method == "PATCH"]
+        assert all(ok(r) for r in patches)  # nothing reached the eMSP while it was down
+        assert_increasing_stamps(patches)
+
+
 async def test_a_patch_the_emsp_rejects_is_replaced_by_a_put_of_the_whole_location(
     tmp_path: Path,
 ) -> None:
