@@ -80,7 +80,7 @@ def serve(
     )
     try:
         asyncio.run(BridgeApp(settings).run_until_stopped())
-    except (SiteFileError, CsmsError) as exc:
+    except (SiteFileError, InventoryError, LocationConflict, CsmsError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
 

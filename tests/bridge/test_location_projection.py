@@ -22,8 +22,11 @@ from csms.domain.events import DomainEvent
 from csms.domain.model import ConnectorStatus, EvseRef
 from csms.domain.requests import StatusReport
 from csms.store.events import EventLog
+from simulators.charger.v16 import ChargerSimulator16, SimulatorConfig16
+from simulators.charger.v201 import ChargerSimulator201
+from simulators.charger.v201_model import EvseSpec, SimulatorConfig201
 from simulators.emsp.server import EmspSimulator
-from tests.conftest import running_bridge
+from tests.conftest import PASSWORD, add_charger, ocpp_url, running_bridge
 from tests.e2e.test_ocpi_registration import emsp_registers
 
 SITE: dict[str, Any] = {
@@ -179,3 +182,63 @@ async def test_registration_stands_when_the_initial_push_cannot_be_queued(
         app.partners.on_registered(broken)
         partner = await emsp_registers(app, sim)
         assert partner.registered
+
+
+async def facts_of(app: BridgeApp, charger_id: str, evses: int) -> None:
+    async with asyncio.timeout(5):
+        while len((await app.chargers.charger_facts())[charger_id].evses) < evses:
+            await asyncio.sleep(0.02)
+
+
+async def test_evses_and_connectors_default_to_what_the_chargers_reported(
+    tmp_path: Path,
+) -> None:
+    template = {"max_voltage": 230, "max_amperage": 32}
+    async with running_bridge(tmp_path) as app:
+        await add_charger(app, "CP16")
+        await add_charger(app, "CS201")
+        cp16 = ChargerSimulator16(
+            SimulatorConfig16(url=ocpp_url(app), charger_id="CP16", password=PASSWORD, connectors=2)
+        )
+        cs201 = ChargerSimulator201(
+            SimulatorConfig201(
+                url=ocpp_url(app),
+                charger_id="CS201",
+                password=PASSWORD,
+                evses=(EvseSpec(1, connectors=("cCCS2",), max_power_w=50000, supply_phases=None),),
+            )
+        )
+        async with cp16, cs201:
+            await cp16.boot()
+            await cs201.boot()
+            await facts_of(app, "CP16", 2)
+            await facts_of(app, "CS201", 1)
+            entry = {
+                **SITE["locations"][0],
+                "evses": [
+                    {
+                        "charger": "CP16",
+                        "ocpp_evse_id": n,
+                        "connector": {
+                            **template,
+                            "standard": "IEC_62196_T2",
+                            "format": "SOCKET",
+                            "power_type": "AC_3_PHASE",
+                        },
+                    }
+                    for n in (1, 2)
+                ]
+                + [{"charger": "CS201", "connector": {"max_voltage": 920, "max_amperage": 125}}],
+            }
+            await app.apply_site(parse_site({"locations": [entry]}, "test"))
+    location = await app.location_reader.published("LOC1")
+    assert location is not None
+    assert [e.uid for e in location.evses or ()] == ["CP16-1", "CP16-2", "CS201-1"]
+    dc = (location.evses or [])[2].connectors[0]
+    assert (dc.id, dc.standard.value, dc.format.value, dc.power_type.value) == (
+        "1",
+        "IEC_62196_T2_COMBO",
+        "CABLE",
+        "DC",
+    )
+    assert dc.max_electric_power == 50000

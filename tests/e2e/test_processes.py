@@ -181,6 +181,20 @@ def test_serve_refuses_a_bad_site_file(tmp_path):
     assert "chargers[0].boot_status" in result.stderr
 
 
+def test_serve_refuses_a_site_with_a_bad_location_and_registers_nothing(tmp_path):
+    bad = tmp_path / "site.toml"
+    bad.write_text(
+        '[[chargers]]\nid = "CP-OK"\nallow_no_auth = true\n\n'
+        '[[locations]]\nid = "L1"\naddress = "a"\ncity = "b"\ncountry = "NLD"\n'
+        'time_zone = "Europe/Amsterdam"\n'
+        'coordinates = { latitude = "52.1", longitude = "4.00000" }\n'
+    )
+    result = _cli(tmp_path, "serve", "--site", str(bad))
+    assert result.returncode == 2
+    assert "locations[0] (id 'L1'): coordinates.latitude" in result.stderr
+    assert "CP-OK" not in _cli(tmp_path, "chargers", "list").stdout
+
+
 def test_settings_are_read_from_a_config_file(tmp_path):
     config = tmp_path / "bridge.env"
     config.write_text(f"OCPI_BRIDGE_DATABASE_URL=sqlite:///{tmp_path / 'from-file.db'}\n")
