@@ -213,24 +213,43 @@ class LocationService:
         async with self._db.transaction() as uow:
             session = uow.session
             keys = {store.location_key(site.location.id) for site in sites}
-            await self._check_conflicts(session, sites, keys)
+            removing = await self._missing(session, keys, remove_missing_of)
+            await self._check_conflicts(session, sites, keys, removing)
             requests: list[PushRequest] = []
-            if remove_missing_of is not None:
-                for key in await store.location_keys(session, origin=remove_missing_of):
-                    if key not in keys:
-                        stored = await store.load_location(session, key)
-                        assert stored is not None
-                        requests += await self._remove(session, stored, receivers, report)
+            for key in sorted(removing):
+                stored = await store.load_location(session, key)
+                assert stored is not None
+                requests += await self._remove(session, stored, receivers, report)
             for site in sites:
                 requests += await self._apply_one(session, site, origin, receivers, report)
             await self._enqueue(session, requests, report)
         self._enqueued(report)
         return report
 
+    @staticmethod
+    async def _missing(session: AsyncSession, keys: set[str], origin: str | None) -> set[str]:
+        """Stored Locations of ``origin`` that are not among ``keys`` (to be removed)."""
+        if origin is None:
+            return set()
+        return {key for key in await store.location_keys(session, origin=origin) if key not in keys}
+
+    async def check_conflicts(self, sites: Sequence[SiteLocation]) -> None:
+        """Raise ``LocationConflict`` if applying the site file ``sites`` would reuse another
+        Location's EVSE uid or charger EVSE (read only)."""
+        async with self._db.read() as session:
+            keys = {store.location_key(site.location.id) for site in sites}
+            removing = await self._missing(session, keys, ORIGIN_SITE)
+            await self._check_conflicts(session, sites, keys, removing)
+
     async def _check_conflicts(
-        self, session: AsyncSession, sites: Sequence[SiteLocation], keys: set[str]
+        self,
+        session: AsyncSession,
+        sites: Sequence[SiteLocation],
+        keys: set[str],
+        removing: set[str],
     ) -> None:
-        """EVSE uids and charger EVSEs of ``sites`` must not belong to other Locations."""
+        """EVSE uids and charger EVSEs of ``sites`` must not belong to other Locations (the
+        charger EVSEs of Locations being removed are free; EVSE uids are never reused)."""
         uids: dict[str, str] = {}
         chargers: dict[tuple[str, int], str] = {}
         for key in await store.location_keys(session):
@@ -240,6 +259,8 @@ class LocationService:
             assert stored is not None
             for evse in stored.location.evses or ():
                 uids[evse.uid.upper()] = stored.location.id
+            if key in removing:
+                continue
             for bound in await store.bindings_of_location(session, key):
                 chargers[(bound.charger_id, bound.ocpp_evse_id)] = stored.location.id
         for site in sites:

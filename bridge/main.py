@@ -35,7 +35,7 @@ from csms.errors import ChargerAlreadyExists
 from csms.registry import ConnectionRegistry
 from csms.server import OcppServer
 from csms.services.authorization import LocalTokenAuthorizer
-from csms.services.chargers import ChargerService
+from csms.services.chargers import ChargerService, validate_charger_id
 from csms.services.context import Services
 from csms.services.transactions import TransactionService
 from csms.store.database import Database
@@ -51,6 +51,12 @@ class _EmbeddedServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+def _check_site_entries(site: Site) -> None:
+    """Refuse the site's chargers before anything of it is stored (``InvalidChargerId``)."""
+    for charger in site.chargers:
+        validate_charger_id(charger.charger_id)
 
 
 class BridgeApp:
@@ -126,6 +132,7 @@ class BridgeApp:
             locations=self.locations,
             reader=self.location_reader,
             register_entries=self._register_site_entries,
+            check_entries=_check_site_entries,
             identity=self.identity,
             site_file=settings.site_file,
             clock=utc_now,

@@ -29,6 +29,7 @@ class SiteOperations:
         locations: LocationService,
         reader: LocationReader,
         register_entries: RegisterEntries,
+        check_entries: Callable[[Site], None],
         identity: Callable[[], CpoIdentity],
         site_file: str | None,
         clock: Callable[[], datetime],
@@ -37,6 +38,7 @@ class SiteOperations:
         self._locations = locations
         self._reader = reader
         self._register_entries = register_entries
+        self._check_entries = check_entries
         self._identity = identity
         self.site_file = Path(site_file) if site_file else None
         self._clock = clock
@@ -50,9 +52,11 @@ class SiteOperations:
         return self._parse(site.locations, site.source, facts)
 
     async def apply(self, site: Site) -> ApplyReport:
-        """Check the whole site first, then register its chargers and tokens and apply its
-        Locations (only the differences are stored and pushed)."""
-        await self.check(site)
+        """Check the whole site first (entries, Locations, conflicts with stored Locations),
+        then register its chargers and tokens and apply its Locations (only the differences are
+        stored and pushed)."""
+        self._check_entries(site)
+        await self._locations.check_conflicts(await self.check(site))
         await self._register_entries(site)
         sites = self._parse(site.locations, site.source, await self._directory.charger_facts())
         return await self._locations.apply_site(sites)
@@ -66,10 +70,9 @@ class SiteOperations:
 
     async def put_location(self, entry: Mapping[str, Any], location_id: str) -> ApplyReport:
         """Create or replace one Location described like a ``[[locations]]`` entry."""
-        where = f"location {location_id!r}"
         entry = {"id": location_id, **entry}
         facts = await self._directory.charger_facts()
-        return await self._locations.put_location(self._parse_one(entry, where, facts))
+        return await self._locations.put_location(self._parse_one(entry, "admin API", facts))
 
     async def remove_location(self, location_id: str) -> ApplyReport | None:
         return await self._locations.remove_location(location_id)

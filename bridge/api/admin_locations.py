@@ -16,6 +16,7 @@ from bridge.inventory import InventoryError
 from bridge.locations import ApplyReport, LocationConflict
 from bridge.site import SiteFileError
 from bridge.sites import SiteOperations
+from csms.errors import CsmsError
 
 router = APIRouter(prefix="/admin")
 
@@ -77,6 +78,6 @@ async def reload_site(_admin: Admin, platform: Platform) -> Response:
     """Read the configured site file again and apply only its differences."""
     try:
         report = await _sites(platform).reload()
-    except (SiteFileError, InventoryError, LocationConflict, FileNotFoundError) as exc:
+    except (SiteFileError, InventoryError, LocationConflict, FileNotFoundError, CsmsError) as exc:
         raise Refused(str(exc)) from exc
     return _report(report)

@@ -41,6 +41,8 @@ def find_connector(evse: EVSE, connector_id: str) -> Connector | None:
 
 
 def _stamp_connector(old: Connector | None, new: Connector, now: datetime) -> Connector:
+    if old is not None:
+        new = new.model_copy(update={"id": old.id})  # ids never change, not even their case
     if old is not None and _content(old) == _content(new):
         return new.model_copy(update={"last_updated": old.last_updated})
     stamp = _later(now, old.last_updated) if old is not None else now
@@ -48,6 +50,8 @@ def _stamp_connector(old: Connector | None, new: Connector, now: datetime) -> Co
 
 
 def _stamp_evse(old: EVSE | None, new: EVSE, now: datetime) -> EVSE:
+    if old is not None:
+        new = new.model_copy(update={"uid": old.uid})
     connectors = [
         _stamp_connector(find_connector(old, c.id) if old else None, c, now) for c in new.connectors
     ]
@@ -78,8 +82,10 @@ def replace_location(old: Location | None, new: Location, now: datetime) -> Loca
         return new
     evses = [_stamp_evse(find_evse(old, e.uid), e, now) for e in new.evses or ()]
     kept = {e.uid.upper() for e in evses}
-    evses += [_removed(e, now) for e in old.evses or () if e.uid.upper() not in kept]
-    draft = new.model_copy(update={"evses": evses or None})
+    for index, evse in enumerate(old.evses or ()):
+        if evse.uid.upper() not in kept:  # stays where it was, as REMOVED
+            evses.insert(min(index, len(evses)), _removed(evse, now))
+    draft = new.model_copy(update={"id": old.id, "evses": evses or None})
     changed = (
         _content(old, without={"evses"}) != _content(draft, without={"evses"})
         or [e.uid for e in old.evses or ()] != [e.uid for e in evses]
@@ -146,6 +152,11 @@ def puts_for(old: Location | None, new: Location) -> list[PutTarget]:
     else each changed EVSE (new, or its own fields or connector list changed), else each
     changed Connector. Empty when nothing changed."""
     if old is None or _content(old, without={"evses"}) != _content(new, without={"evses"}):
+        return [PutTarget(target=Target.LOCATION)]
+    old_uids = [e.uid.upper() for e in old.evses or ()]
+    if [e.uid.upper() for e in new.evses or ()][: len(old_uids)] != old_uids:
+        # A receiver appends a new EVSE it gets by PUT: any other change of order needs the
+        # whole Location for its copy to keep ours.
         return [PutTarget(target=Target.LOCATION)]
     targets: list[PutTarget] = []
     for evse in new.evses or ():

@@ -235,3 +235,27 @@ def test_last_updated_never_goes_back_when_the_clock_is_behind() -> None:
     changed = set_evse_status(old, "E1", Status.CHARGING, T0 - timedelta(hours=1))
     assert changed is not None
     assert changed[0].last_updated == T0
+
+
+def test_evse_dropped_from_the_middle_keeps_its_place() -> None:
+    old = location(evse("E1"), evse("E2"), evse("E3"))
+    new = replace_location(old, stamped_now(location(evse("E1"), evse("E3"))), T1)
+    assert [(e.uid, e.status) for e in new.evses or []] == [
+        ("E1", Status.AVAILABLE),
+        ("E2", Status.REMOVED),
+        ("E3", Status.AVAILABLE),
+    ]
+    assert puts_for(old, new) == [PutTarget(target=Target.EVSE, evse_uid="E2")]
+
+
+def test_reordered_evses_put_the_whole_location() -> None:
+    old = location(evse("E1"), evse("E2"))
+    new = replace_location(old, stamped_now(location(evse("E2"), evse("E1"))), T1)
+    assert puts_for(old, new) == [PutTarget(target=Target.LOCATION)]
+
+
+def test_ids_keep_their_stored_spelling() -> None:
+    old = location(evse("E1"))
+    described = stamped_now(location(evse("e1", connector("1")), id="loc1"))
+    new = replace_location(old, described, T1)
+    assert new == old
