@@ -427,11 +427,11 @@ class LocationService:
     async def sweep_offline(self, timeout_s: float) -> list[str]:
         """Show UNKNOWN on the EVSEs of chargers disconnected for longer than ``timeout_s``;
         the chargers newly marked offline."""
-        receivers = await self._partners.receivers()
         async with self._db.transaction() as uow:
             cutoff = self._clock() - timedelta(seconds=timeout_s)
             offline = await store.mark_offline(uow.session, cutoff)
             batch = _Batch(uow.session)
+            receivers = await self._partners.receivers() if offline else []
             for charger_id in offline:
                 log.warning(
                     "charger %s disconnected for over %.0f s: its EVSEs show UNKNOWN",
