@@ -145,7 +145,9 @@ async def test_facts_take_two_queries_whatever_the_number_of_chargers(bridge: Br
     )
     with _Statements(bridge) as statements:
         facts = await bridge.chargers.charger_facts()
-    assert len(statements.texts) == 2, statements.texts
+    # Other parts of the running bridge (the projector's poll) may query meanwhile.
+    ours = [t for t in statements.texts if "FROM chargers" in t or "FROM inventory" in t]
+    assert len(ours) == 2, statements.texts
     assert sorted(facts) == [f"CP{n}" for n in range(5)]
     assert [len(facts[f"CP{n}"].evses) for n in range(5)] == [1, 2, 3, 4, 5]
     assert facts["CP0"].evses == (EvseInventory(ocpp_evse_id=7, max_power_w=11000),)
