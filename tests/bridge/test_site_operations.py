@@ -526,6 +526,17 @@ async def put_api_location(
     return await admin.put(f"/locations/{location_id}", json=entry, headers=ADMIN)
 
 
+async def with_api_location(cpo: BridgeApp, emsp: EmspSimulator, admin: httpx.AsyncClient) -> Any:
+    """Location API-1 (EVSE API-1-1 on CP-3 EVSE 2) created through the admin API and pushed;
+    the state everything is compared with afterwards."""
+    created = await put_api_location(
+        admin, "API-1", location_entry("API-1", evse_entry("API-1-1", "CP-3", 2))
+    )
+    assert created.status_code == 201, created.text
+    await delivered(cpo)
+    return await state_of(cpo, emsp, admin)
+
+
 async def test_a_site_conflicting_with_an_admin_api_location_is_refused(
     cpo: BridgeApp,
     emsp: EmspSimulator,
@@ -533,12 +544,7 @@ async def test_a_site_conflicting_with_an_admin_api_location_is_refused(
     site_file: Path,
     baseline: list[RecordedRequest],
 ) -> None:
-    created = await put_api_location(
-        admin, "API-1", location_entry("API-1", evse_entry("API-1-1", "CP-3", 2))
-    )
-    assert created.status_code == 201, created.text
-    await delivered(cpo)
-    before = await state_of(cpo, emsp, admin)
+    before = await with_api_location(cpo, emsp, admin)
 
     cases = [
         (
@@ -573,12 +579,7 @@ async def test_a_reload_refused_for_a_conflict_adds_none_of_its_chargers_or_toke
     site_file: Path,
     baseline: list[RecordedRequest],
 ) -> None:
-    created = await put_api_location(
-        admin, "API-1", location_entry("API-1", evse_entry("API-1-1", "CP-3", 2))
-    )
-    assert created.status_code == 201, created.text
-    await delivered(cpo)
-    before = await state_of(cpo, emsp, admin)
+    before = await with_api_location(cpo, emsp, admin)
     conflicting = location_entry("LOC-C", evse_entry("API-1-1", "CP-NEW", 1))
     write_site(site_file, [*BASE, conflicting], chargers=[*CHARGERS, "CP-NEW"], tokens=["NEW-TAG"])
 
