@@ -66,6 +66,8 @@ class TransactionStarted(DomainEvent):
     reservation_id: int | None = None
     remote_start_id: int | None = None
     offline: bool = False
+    authorization_ref: str | None = None
+    """``AuthorizationDecision.reference`` of the decision on ``id_token``."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -76,6 +78,7 @@ class TransactionAuthorized(DomainEvent):
     evse: EvseRef
     id_token: IdToken
     authorization: AuthorizationStatus | None
+    authorization_ref: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

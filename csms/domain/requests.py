@@ -66,10 +66,27 @@ class AuthorizationRequest:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class DriverMessage:
+    """A message for the driver's display (2.0.1 ``personalMessage``)."""
+
+    text: str
+    language: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class AuthorizationDecision:
     status: AuthorizationStatus
     expires_at: datetime | None = None
+    """Until when the charger may keep the answer in its authorization cache (1.6
+    ``expiryDate``, 2.0.1 ``cacheExpiryDateTime``); ``now`` keeps it out of the cache."""
     group_id: str | None = None
+    reference: str | None = None
+    """The authorizer's own id for this decision, opaque to the central system. It is stored
+    with the transaction the decision started and carried by its events, so that whoever
+    decided (the OCPI bridge: which eMSP owns the token, how it was authorized) can find it."""
+    evse_ids: tuple[int, ...] = ()
+    """The only EVSEs of the charger the driver may use (2.0.1 ``evseId``); empty: any."""
+    message: DriverMessage | None = None
 
     @property
     def accepted(self) -> bool:

@@ -32,6 +32,13 @@ def build_id_token_info(decision: AuthorizationDecision) -> dict[str, Any]:
         info["cacheExpiryDateTime"] = format_ocpp_datetime(decision.expires_at)
     if decision.group_id is not None and len(decision.group_id) <= 36:
         info["groupIdToken"] = {"idToken": decision.group_id, "type": "Central"}
+    if decision.evse_ids:
+        info["evseId"] = list(decision.evse_ids)
+    if decision.message is not None:
+        message: dict[str, Any] = {"format": "UTF8", "content": decision.message.text[:512]}
+        if decision.message.language:
+            message["language"] = decision.message.language[:8]
+        info["personalMessage"] = message
     return info
 
 

@@ -315,6 +315,7 @@ class TransactionService:
             remote_start_id=remote_start_id,
             offline=offline,
             authorization_status=authorization.status.value if authorization else None,
+            authorization_ref=authorization.reference if authorization else None,
             created_at=now,
             updated_at=now,
         )
@@ -336,6 +337,7 @@ class TransactionService:
                 reservation_id=reservation_id,
                 remote_start_id=remote_start_id,
                 offline=offline,
+                authorization_ref=tx.authorization_ref,
             )
         )
         return tx
@@ -437,6 +439,7 @@ class TransactionService:
         tx.id_token = report.id_token.value
         tx.id_token_kind = report.id_token.kind.value
         tx.authorization_status = authorization.status.value if authorization else None
+        tx.authorization_ref = authorization.reference if authorization else None
         uow.record(
             TransactionAuthorized(
                 charger_id=tx.charger_id,
@@ -445,6 +448,7 @@ class TransactionService:
                 evse=_evse_of(tx),
                 id_token=report.id_token,
                 authorization=authorization.status if authorization else None,
+                authorization_ref=tx.authorization_ref,
             )
         )
 

@@ -78,6 +78,9 @@ class TransactionRow(SQLModel, table=True):
     reservation_id: int | None = None
     remote_start_id: int | None = None
     authorization_status: str | None = None
+    authorization_ref: str | None = Field(
+        default=None, max_length=64, description="the authorizer's id of its decision"
+    )
     charging_state: str | None = None
     offline: bool = False
     last_seq_no: int | None = None

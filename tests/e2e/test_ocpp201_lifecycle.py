@@ -135,7 +135,7 @@ async def test_offline_session_is_replayed_with_the_offline_flag(bridge, sim):
 # --- parity -----------------------------------------------------------------------------
 
 _TX_EVENTS = {"TransactionStarted", "MeterValuesSampled", "TransactionEnded"}
-_IDS = {"charger_id", "transaction_ref"}
+_IDS = {"charger_id", "transaction_ref", "authorization_ref"}
 
 
 def _without_ids(value: Any) -> Any:
