@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from bridge.api.platform import OcpiPlatform
 from bridge.errors import InvalidParameters, MalformedRequest, NotAuthenticated
+from bridge.ocpi.models import validation_details
 from bridge.registration import Caller
 
 M = TypeVar("M", bound=BaseModel)
@@ -134,11 +135,7 @@ def parse_object(model: type[M], value: Any) -> M:
     try:
         return model.model_validate(value)
     except ValidationError as exc:
-        details = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
-            for err in exc.errors()[:10]
-        )
-        raise InvalidParameters(f"invalid {model.__name__}: {details}") from exc
+        raise InvalidParameters(f"invalid {model.__name__}: {validation_details(exc)}") from exc
 
 
 def check_object_owner(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from bridge.ocpi.wire import TOKEN_PATTERN
 
@@ -105,3 +105,11 @@ class Credentials(OcpiModel):
     token: CredentialsToken
     url: Url
     roles: list[CredentialsRole] = Field(min_length=1)
+
+
+def validation_details(exc: ValidationError, limit: int = 10) -> str:
+    """``field.path: message; ...`` for the first ``limit`` problems of a received object."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
+        for err in exc.errors()[:limit]
+    )
