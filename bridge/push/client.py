@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 import httpx
 
+from bridge.ocpi.models import CredentialsRole, Role
 from bridge.ocpi.wire import authorization_value, new_request_id
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,21 @@ class Routing:
             "OCPI-to-country-code": self.to_country_code,
             "OCPI-to-party-id": self.to_party_id,
         }
+
+
+def routing_to(
+    identity_country_code: str, identity_party_id: str, roles: Sequence[CredentialsRole]
+) -> Routing | None:
+    """Routing headers from us to a partner: its eMSP role, else its first role."""
+    if not roles:
+        return None
+    to = next((r for r in roles if r.role is Role.EMSP), roles[0])
+    return Routing(
+        from_country_code=identity_country_code,
+        from_party_id=identity_party_id,
+        to_country_code=to.country_code,
+        to_party_id=to.party_id,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,7 +133,10 @@ class OcpiClient:
         params: Mapping[str, str] | None = None,
         routing: Routing | None = None,
         correlation_id: str | None = None,
+        timeout_s: float | None = None,
     ) -> OcpiReply:
+        """``timeout_s`` overrides the client's timeout for this request (e.g. a real-time
+        authorization, answered while a driver waits)."""
         request_id = new_request_id()
         headers = {
             "Authorization": authorization_value(token, encode=encode_token),
@@ -135,7 +154,12 @@ class OcpiClient:
             return self._failed(method, url, Failure.INVALID_REQUEST, "not an http(s) URL")
         try:
             response = await self._http.request(
-                method, url, headers=headers, content=content, params=params
+                method,
+                url,
+                headers=headers,
+                content=content,
+                params=params,
+                timeout=timeout_s if timeout_s is not None else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.TimeoutException as exc:
             return self._failed(method, url, Failure.TIMEOUT, type(exc).__name__)

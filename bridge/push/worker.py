@@ -34,9 +34,9 @@ from functools import partial
 from typing import Protocol
 
 from bridge.identity import CpoIdentity
-from bridge.ocpi.models import InterfaceRole, Role
+from bridge.ocpi.models import InterfaceRole
 from bridge.partners import Partner, PartnerStatus
-from bridge.push.client import Failure, OcpiClient, OcpiReply, Routing
+from bridge.push.client import Failure, OcpiClient, OcpiReply, Routing, routing_to
 from bridge.push.outbox import (
     FullObjectSource,
     OutboxCount,
@@ -314,16 +314,8 @@ class OutboxWorker:
             raise
 
     def _routing(self, partner: Partner) -> Routing | None:
-        if not partner.roles:
-            return None
-        to = next((r for r in partner.roles if r.role is Role.EMSP), partner.roles[0])
         identity = self.identity()
-        return Routing(
-            from_country_code=identity.country_code,
-            from_party_id=identity.party_id,
-            to_country_code=to.country_code,
-            to_party_id=to.party_id,
-        )
+        return routing_to(identity.country_code, identity.party_id, partner.roles)
 
     async def _replace(self, entry: OutboxEntry, attempts: int, reason: str) -> _Outcome:
         assert self.full_objects is not None

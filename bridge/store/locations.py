@@ -302,3 +302,35 @@ class LocationReader:
             )
             for row in rows
         ]
+
+    async def place_of(
+        self, charger_id: str, ocpp_evse_id: int | None = None
+    ) -> ChargerPlace | None:
+        """Where a charger (or one of its EVSEs) stands in OCPI: the Location and the EVSEs of
+        the charger in it, ids spelled as stored. ``None`` when it is on no Location."""
+        async with self._db.read() as session:
+            bindings = await bindings_of_charger(session, charger_id)
+            if not bindings:
+                return None
+            chosen = next((b for b in bindings if b.ocpp_evse_id == ocpp_evse_id), bindings[0])
+            row = await session.get(LocationRow, chosen.location_key)
+        if row is None:  # pragma: no cover - bindings are removed with their Location
+            return None
+        document = json.loads(row.document)
+        spelled = {e["uid"].upper(): e["uid"] for e in document.get("evses", [])}
+        evses = tuple(
+            (spelled.get(b.evse_uid, b.evse_uid), b.ocpp_evse_id)
+            for b in bindings
+            if b.location_key == chosen.location_key
+        )
+        return ChargerPlace(location_id=document["id"], evses=evses)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChargerPlace:
+    location_id: str
+    evses: tuple[tuple[str, int], ...]
+    """(OCPI EVSE uid, OCPP EVSE id) of the charger's EVSEs on that Location."""
+
+    def uid_of(self, ocpp_evse_id: int) -> str | None:
+        return next((uid for uid, evse_id in self.evses if evse_id == ocpp_evse_id), None)

@@ -116,3 +116,66 @@ class ProjectorOffsetRow(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=32)
     offset: int = 0
+
+
+class TokenRow(SQLModel, table=True):
+    """A Token an eMSP pushed (or we pulled from it): ``document`` is the OCPI JSON as stored;
+    the columns repeat what authorization looks up. Key: party, upper-cased uid, type."""
+
+    __tablename__ = "ocpi_tokens"
+    __table_args__ = (
+        UniqueConstraint("country_code", "party_id", "uid_key", "type"),
+        Index("ix_ocpi_tokens_uid", "uid_key", "type"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    partner_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("ocpi_partners.id", ondelete="CASCADE"), index=True)
+    )
+    country_code: str = Field(max_length=2, description="upper-cased")
+    party_id: str = Field(max_length=3, description="upper-cased")
+    uid_key: str = Field(max_length=36, description="upper-cased uid (CiString)")
+    type: str = Field(max_length=16)
+    contract_key: str = Field(max_length=36, index=True, description="upper-cased contract_id")
+    alias: str | None = Field(
+        default=None, max_length=20, unique=True, description="OCPP 1.6 idTag for a long uid"
+    )
+    last_updated: datetime = Field(sa_column=_utc_column(nullable=False))
+    document: str = Field(sa_column=Column(Text, nullable=False))
+    received_at: datetime = Field(sa_column=_utc_column(nullable=False))
+
+
+class AuthorizationRow(SQLModel, table=True):
+    """One authorization decision: who owns the token and how it was authorized, for the
+    Session and CDR of the transaction it started (``id`` is the decision's reference)."""
+
+    __tablename__ = "ocpi_authorizations"
+
+    id: str = Field(primary_key=True, max_length=36)
+    charger_id: str = Field(max_length=48)
+    id_token: str = Field(max_length=36)
+    id_token_kind: str = Field(max_length=16)
+    status: str = Field(max_length=24, description="the OCPP answer (AuthorizationStatus)")
+    source: str = Field(max_length=16, description="token | operator | hub | unknown")
+    partner_id: int | None = Field(default=None, description="the owner eMSP, if any")
+    cdr_token: str | None = Field(default=None, sa_column=Column(Text), description="CdrToken")
+    auth_method: str | None = Field(default=None, max_length=16)
+    authorization_reference: str | None = Field(default=None, max_length=36)
+    allowed: str | None = Field(default=None, max_length=16, description="the eMSP's answer")
+    detail: str | None = Field(default=None, sa_column=Column(Text))
+    decided_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False, index=True))
+
+
+class TokenPullRow(SQLModel, table=True):
+    """How far the tokens of a partner have been pulled from its tokens SENDER."""
+
+    __tablename__ = "ocpi_token_pulls"
+
+    partner_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("ocpi_partners.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    pulled_until: datetime | None = Field(default=None, sa_column=_utc_column())
+    last_attempt_at: datetime | None = Field(default=None, sa_column=_utc_column())
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
