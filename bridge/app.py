@@ -8,7 +8,15 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from bridge.api import admin, admin_locations, admin_outbox, credentials, locations, versions
+from bridge.api import (
+    admin,
+    admin_locations,
+    admin_outbox,
+    credentials,
+    locations,
+    tokens,
+    versions,
+)
 from bridge.api.context import install_request_context
 from bridge.api.errors import install_error_handlers
 from bridge.api.platform import OcpiPlatform
@@ -24,6 +32,7 @@ def create_app(health: HealthProbe, platform: OcpiPlatform) -> FastAPI:
     app.include_router(versions.router)
     app.include_router(credentials.router)
     app.include_router(locations.router)
+    app.include_router(tokens.router)
     app.include_router(admin.router)
     app.include_router(admin_outbox.router)
     app.include_router(admin_locations.router)

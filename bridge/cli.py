@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -141,7 +142,7 @@ def tokens_add(
     id_tag: Annotated[str, typer.Argument(help="idTag as the charger reads it (<= 20 chars)")],
     status: Annotated[AuthorizationStatus, typer.Option()] = AuthorizationStatus.ACCEPTED,
 ) -> None:
-    """Add or update a local token."""
+    """Add or update one of the operator's own tokens (staff cards, free charging)."""
     if len(id_tag) > 20:
         typer.echo("error: OCPP 1.6 idTags are at most 20 characters", err=True)
         raise typer.Exit(2)
@@ -155,13 +156,58 @@ def tokens_add(
 
 @tokens_app.command("list")
 def tokens_list() -> None:
-    """List local tokens."""
+    """List the operator's own tokens (decided locally, no eMSP involved)."""
 
     async def rows(bridge: BridgeApp) -> list[str]:
         return [f"{t.id_tag}\t{t.status}" for t in await bridge.authorizer.list_tokens()]
 
     for row in _run(rows):
         typer.echo(row)
+
+
+@tokens_app.command("emsp")
+def tokens_emsp(
+    partner: Annotated[int | None, typer.Option(help="Only this partner's tokens")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many")] = 1000,
+) -> None:
+    """List the tokens eMSPs gave us (pushed or pulled), oldest change first."""
+
+    async def rows(bridge: BridgeApp) -> tuple[list[str], int]:
+        stored, total = await bridge.token_store.page(partner_id=partner, offset=0, limit=limit)
+        return [
+            f"{s.partner_id}\t{s.token.country_code}/{s.token.party_id}\t{s.token.uid}\t"
+            f"{s.token.type.value}\t{s.token.whitelist.value}\t"
+            f"{'valid' if s.token.valid else 'INVALID'}\t{s.alias or '-'}\t"
+            f"{s.token.last_updated.isoformat()}"
+            for s in stored
+        ], total
+
+    lines, total = _run(rows)
+    typer.echo("partner\tparty\tuid\ttype\twhitelist\tvalid\tocpp16_alias\tlast_updated")
+    for line in lines:
+        typer.echo(line)
+    if total > len(lines):
+        typer.echo(f"... {total - len(lines)} more (use --limit)")
+
+
+@tokens_app.command("pull")
+def tokens_pull(
+    partner: Annotated[
+        int | None, typer.Argument(help="Partner id (default: every partner)")
+    ] = None,
+) -> None:
+    """Pull the token lists of the eMSPs now (changes since the last pull)."""
+
+    async def pull(bridge: BridgeApp) -> list[dict[str, Any]]:
+        if partner is None:
+            return [r.as_dict() for r in await bridge.tokens.pull_all()]
+        return [(await bridge.tokens.pull(await bridge.partners.get(partner))).as_dict()]
+
+    reports = _run(pull)
+    for report in reports:
+        typer.echo(json.dumps(report))
+    if any(r["error"] for r in reports):
+        raise typer.Exit(1)
 
 
 @partners_app.command("add")

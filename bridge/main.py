@@ -8,6 +8,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bridge.api.platform import OcpiPlatform
 from bridge.app import create_app
+from bridge.authorization import AuthorizationPolicy, OcpiAuthorizer
 from bridge.identity import CpoIdentity
 from bridge.locations import ApplyReport, LocationService, PartnerDirectory
 from bridge.projector import Projector
@@ -29,6 +31,8 @@ from bridge.sites import SiteOperations
 from bridge.store.locations import LocationReader
 from bridge.store.outbox import OutboxStore
 from bridge.store.partners import PartnerStore
+from bridge.store.tokens import TokenStore
+from bridge.tokens import TokenService
 from csms.clock import utc_now
 from csms.domain.model import AuthorizationStatus, RegistrationStatus
 from csms.errors import ChargerAlreadyExists
@@ -65,13 +69,41 @@ class BridgeApp:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.db = Database(settings.database_url)
+        self.ocpi_client = OcpiClient(timeout_s=settings.ocpi_timeout)
+        self.partners = PartnerService(PartnerStore(self.db), self.ocpi_client, self.identity)
+        self.location_reader = LocationReader(self.db)
+        # Driver authorization: the eMSPs' tokens, then the operator's own (site file, CLI).
         self.authorizer = LocalTokenAuthorizer(self.db)
+        self.token_store = TokenStore(self.db)
+        self.tokens = TokenService(
+            self.token_store,
+            partners=self.partners.list,
+            client=self.ocpi_client,
+            identity=self.identity,
+            clock=utc_now,
+        )
+        self.partners.on_registered(self.tokens.pull_registered)
+        self.token_authorizer = OcpiAuthorizer(
+            self.token_store,
+            partner=self.partners.store.get,
+            partners=self.partners.list,
+            client=self.ocpi_client,
+            identity=self.identity,
+            place_of=self.location_reader.place_of,
+            operator=self.authorizer,
+            policy=AuthorizationPolicy(
+                timeout_s=settings.authorization_timeout,
+                hub=settings.hub_party(),
+                reuse_s=settings.authorization_reuse,
+            ),
+            clock=utc_now,
+        )
         self.chargers = ChargerService(
             self.db,
             heartbeat_interval_s=settings.heartbeat_interval,
             auto_register=settings.auto_register,
         )
-        self.transactions = TransactionService(self.db, self.authorizer)
+        self.transactions = TransactionService(self.db, self.token_authorizer)
         self.services = Services(
             chargers=self.chargers,
             transactions=self.transactions,
@@ -88,8 +120,6 @@ class BridgeApp:
             call_timeout_s=settings.ocpp_call_timeout,
             recorder=self.recorder,
         )
-        self.ocpi_client = OcpiClient(timeout_s=settings.ocpi_timeout)
-        self.partners = PartnerService(PartnerStore(self.db), self.ocpi_client, self.identity)
         # Outbox of the pushes to partners; each module registers its FullObjectSource here.
         self.outbox = OutboxStore(self.db)
         self.full_objects = FullObjectSources()
@@ -114,7 +144,6 @@ class BridgeApp:
             stats=self.push_worker.stats,
         )
         # Locations: the site inventory, live EVSE statuses projected from the event log.
-        self.location_reader = LocationReader(self.db)
         self.locations = LocationService(
             self.db,
             PartnerDirectory(self.partners.list),
@@ -182,6 +211,7 @@ class BridgeApp:
         are closed last."""
         try:
             await self.projector.stop()
+            await self.tokens.stop()
             await self.push_worker.stop()
             if self.scheduler.running:
                 self.scheduler.shutdown(wait=False)
@@ -263,6 +293,7 @@ class BridgeApp:
             outbox=self.outbox_service,
             locations=self.location_reader,
             sites=self.sites,
+            tokens=self.tokens,
         )
 
     async def health(self) -> dict[str, Any]:
@@ -310,6 +341,18 @@ class BridgeApp:
         self.scheduler.add_job(
             self.push_worker.drain_once, "interval", minutes=1, id="outbox-drain", coalesce=True
         )
+        if self.settings.token_pull_interval > 0:
+            self.scheduler.add_job(
+                self.tokens.pull_all,
+                "interval",
+                seconds=self.settings.token_pull_interval,
+                id="token-pull",
+                coalesce=True,
+                max_instances=1,
+            )
+        self.scheduler.add_job(
+            self._purge_decisions, "interval", hours=6, id="purge-authorizations", coalesce=True
+        )
         if self.recorder is not None and self.settings.frame_retention_days > 0:
             self.scheduler.add_job(
                 self._purge_frames, "interval", hours=6, id="purge-ocpp-frames", coalesce=True
@@ -318,6 +361,12 @@ class BridgeApp:
 
     async def _sweep_offline(self) -> None:
         await self.locations.sweep_offline(self.settings.liveness_timeout)
+
+    async def _purge_decisions(self) -> None:
+        days = self.settings.authorization_retention_days
+        deleted = await self.token_store.purge_decisions(utc_now() - timedelta(days=days))
+        if deleted:
+            log.info("purged %d authorization decisions older than %d days", deleted, days)
 
     async def _purge_frames(self) -> None:
         assert self.recorder is not None

@@ -77,6 +77,41 @@ class Settings(BaseSettings):
         default=2.0, gt=0, description="seconds between outbox polls (pushes queued elsewhere)"
     )
 
+    # Driver authorization against the eMSPs' tokens.
+    authorization_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="seconds to wait for an eMSP's real-time authorization (driver waiting)",
+    )
+    authorization_hub: str | None = Field(
+        default=None,
+        pattern="^[A-Za-z]{2}/[A-Za-z0-9]{3}$",
+        description="COUNTRY/PARTY of the partner asked about tokens no eMSP gave us",
+    )
+    authorization_reuse: float = Field(
+        default=60.0, ge=0, description="seconds an accepted real-time answer is reused"
+    )
+    authorization_retention_days: int = Field(
+        default=90, ge=1, description="days authorization decisions are kept"
+    )
+    token_pull_interval: float = Field(
+        default=6 * 3600.0,
+        ge=0,
+        description="seconds between pulls of the eMSPs' token lists (0: only on registration)",
+    )
+
+    @field_validator("authorization_hub", mode="before")
+    @classmethod
+    def _empty_hub(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    def hub_party(self) -> tuple[str, str] | None:
+        if not self.authorization_hub:
+            return None
+        country, party = self.authorization_hub.upper().split("/")
+        return country, party
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str) -> str:

@@ -12,6 +12,7 @@ from bridge.store.locations import LocationReader
 if TYPE_CHECKING:
     from bridge.push.worker import OutboxService
     from bridge.sites import SiteOperations
+    from bridge.tokens import TokenService
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -22,6 +23,7 @@ class OcpiPlatform:
     locations: LocationReader | None = None
     sites: SiteOperations | None = None
     outbox: OutboxService | None = None
+    tokens: TokenService | None = None
 
     @property
     def identity(self) -> CpoIdentity:

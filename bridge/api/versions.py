@@ -14,6 +14,7 @@ from bridge.ocpi.wire import VERSION
 IMPLEMENTED_MODULES: tuple[tuple[ModuleID, InterfaceRole], ...] = (
     (ModuleID.CREDENTIALS, InterfaceRole.SENDER),
     (ModuleID.LOCATIONS, InterfaceRole.SENDER),
+    (ModuleID.TOKENS, InterfaceRole.RECEIVER),
 )
 
 router = APIRouter()
