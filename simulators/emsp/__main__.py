@@ -204,11 +204,14 @@ def faults(
     http: Annotated[int | None, typer.Option(help="answer this HTTP status")] = None,
     delay: Annotated[float | None, typer.Option(help="answer after N seconds")] = None,
     status_code: Annotated[int | None, typer.Option(help="answer this OCPI status")] = None,
+    garbage: Annotated[bool, typer.Option(help="answer HTTP 200 with a non-JSON body")] = False,
+    bad_data: Annotated[bool, typer.Option(help="answer success with unexpected data")] = False,
     count: Annotated[int | None, typer.Option(help="only the next N requests")] = None,
     clear: Annotated[bool, typer.Option("--clear", help="remove every fault")] = False,
     sim_url: SimUrl = DEFAULT_SIM_URL,
 ) -> None:
-    """Inject a fault (exactly one of --http, --delay, --status-code) or --clear them."""
+    """Inject a fault (exactly one of --http, --delay, --status-code, --garbage, --bad-data)
+    or --clear them."""
     if clear:
         _control("DELETE", sim_url, "/faults")
         return
@@ -216,6 +219,10 @@ def faults(
     for name, value in (("http", http), ("delay", delay), ("status_code", status_code)):
         if value is not None:
             body[name] = value
+    if garbage:
+        body["garbage"] = True
+    if bad_data:
+        body["bad_data"] = True
     _control("POST", sim_url, "/faults", json=body)
 
 

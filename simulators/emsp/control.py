@@ -44,6 +44,8 @@ class FaultBody(BaseModel):
     http: int | None = None  # answer this HTTP status with a plain body
     delay: float | None = None  # answer after this many seconds
     status_code: int | None = None  # answer HTTP 200 with this OCPI status code, no data
+    garbage: bool = False  # answer HTTP 200 with a body that is not JSON
+    bad_data: bool = False  # answer a success envelope whose data is not the expected object
     message: str = "simulated failure"
     count: int | None = None
 
@@ -142,10 +144,14 @@ def create_control_router(driver: EmspDriver) -> APIRouter:
             (FaultKind.HTTP, body.http),
             (FaultKind.DELAY, body.delay),
             (FaultKind.STATUS, body.status_code),
+            (FaultKind.GARBAGE, True if body.garbage else None),
+            (FaultKind.BAD_DATA, True if body.bad_data else None),
         ]
         chosen = [(kind, value) for kind, value in kinds if value is not None]
         if len(chosen) != 1:
-            raise HTTPException(422, "give exactly one of http, delay, status_code")
+            raise HTTPException(
+                422, "give exactly one of http, delay, status_code, garbage, bad_data"
+            )
         kind, _ = chosen[0]
         fault = Fault(
             kind,

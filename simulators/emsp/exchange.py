@@ -185,6 +185,10 @@ class Exchange:
                     raise _PlainError(fault.http_status, fault.status_message)
                 case FaultKind.STATUS:
                     return Reply(fault.status_code, fault.status_message)
+                case FaultKind.GARBAGE:
+                    raise _PlainError(200, "<html><body>Service temporarily busy</body></html>")
+                case FaultKind.BAD_DATA:
+                    return Reply(data={"unexpected": True, "allowed": "PERHAPS"})
                 case FaultKind.DELAY:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(state.closing.wait(), fault.delay_s)

@@ -162,6 +162,8 @@ class FaultKind(StrEnum):
     HTTP = "http"  # plain-text body with an HTTP error status
     DELAY = "delay"  # answer normally after a delay
     STATUS = "status"  # HTTP 200 envelope with an OCPI error status_code, no data
+    GARBAGE = "garbage"  # HTTP 200 with a body that is not JSON at all
+    BAD_DATA = "bad-data"  # HTTP 200 success envelope whose data is not the expected object
 
 
 @dataclass
@@ -186,6 +188,10 @@ class Fault:
                 return f"delay {self.delay_s}s"
             case FaultKind.STATUS:
                 return f"status {self.status_code}"
+            case FaultKind.GARBAGE:
+                return "garbage"
+            case FaultKind.BAD_DATA:
+                return "bad data"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -245,6 +251,12 @@ class Faults:
                 count=count,
             )
         )
+
+    def garbage(self, module: str = "*", method: str = "*", *, count: int | None = None) -> Fault:
+        return self.add(Fault(FaultKind.GARBAGE, module, method, count=count))
+
+    def bad_data(self, module: str = "*", method: str = "*", *, count: int | None = None) -> Fault:
+        return self.add(Fault(FaultKind.BAD_DATA, module, method, count=count))
 
     def clear(self) -> None:
         self.rules.clear()

@@ -115,19 +115,21 @@ def write_site(tmp_path: Path, chargers: Sequence[str], locations: Sequence[Loc]
 # --- chargers --------------------------------------------------------------------------------
 
 
-def charger16(app: BridgeApp, charger_id: str, connectors: int = 2) -> ChargerSimulator16:
+def charger16(
+    app: BridgeApp, charger_id: str, connectors: int = 2, response_timeout: float = 5
+) -> ChargerSimulator16:
     return ChargerSimulator16(
         SimulatorConfig16(
             url=ocpp_url(app),
             charger_id=charger_id,
             password=PASSWORD,
             connectors=connectors,
-            response_timeout=5,
+            response_timeout=response_timeout,
         )
     )
 
 
-def station201(app: BridgeApp, charger_id: str) -> ChargerSimulator201:
+def station201(app: BridgeApp, charger_id: str, response_timeout: float = 5) -> ChargerSimulator201:
     """One EVSE with two connectors."""
     return ChargerSimulator201(
         SimulatorConfig201(
@@ -135,7 +137,7 @@ def station201(app: BridgeApp, charger_id: str) -> ChargerSimulator201:
             charger_id=charger_id,
             password=PASSWORD,
             evses=(EvseSpec(1, ("cType2", "sType2"), 22000, 3),),
-            response_timeout=5,
+            response_timeout=response_timeout,
         )
     )
 
