@@ -68,6 +68,8 @@ class TransactionStarted(DomainEvent):
     offline: bool = False
     authorization_ref: str | None = None
     """``AuthorizationDecision.reference`` of the decision on ``id_token``."""
+    readings: tuple[MeterReading, ...] = field(default=())
+    """Meter readings the start carried (2.0.1 ``Transaction.Begin``, signed ones included)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -106,6 +108,8 @@ class TransactionEnded(DomainEvent):
     energy_wh: int
     reason: str
     id_token: IdToken | None = None
+    readings: tuple[MeterReading, ...] = field(default=())
+    """Meter readings the end carried (1.6 ``transactionData``, 2.0.1 ``Transaction.End``)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -147,6 +147,7 @@ class TransactionService:
                 meter_stop_wh=request.meter_stop_wh,
                 reason=request.reason,
                 id_token=request.id_token,
+                readings=request.readings,
             )
         return StopTransactionDecision(known=True, already_ended=False, authorization=authorization)
 
@@ -196,6 +197,7 @@ class TransactionService:
                 reservation_id=report.reservation_id,
                 remote_start_id=report.remote_start_id,
                 offline=report.offline,
+                readings=report.readings,
             )
             _add_readings(session, tx.charger_id, _evse_of(tx), tx, report.readings)
             self._advance_register(tx, report.readings)
@@ -235,6 +237,7 @@ class TransactionService:
                 meter_stop_wh=tx.last_meter_wh,
                 reason=report.stopped_reason or "Local",
                 id_token=report.id_token,
+                readings=() if created else report.readings,
             )
         tx.updated_at = self._clock()
         session.add(tx)
@@ -298,6 +301,7 @@ class TransactionService:
         reservation_id: int | None,
         remote_start_id: int | None = None,
         offline: bool = False,
+        readings: tuple[MeterReading, ...] = (),
     ) -> TransactionRow:
         """A new transaction; without ``transaction_ref`` its id is allocated (1.6)."""
         now = self._clock()
@@ -338,6 +342,7 @@ class TransactionService:
                 remote_start_id=remote_start_id,
                 offline=offline,
                 authorization_ref=tx.authorization_ref,
+                readings=readings,
             )
         )
         return tx
@@ -351,6 +356,7 @@ class TransactionService:
         meter_stop_wh: int | None,
         reason: str,
         id_token: IdToken | None,
+        readings: tuple[MeterReading, ...] = (),
     ) -> None:
         if (
             meter_stop_wh is not None
@@ -382,6 +388,7 @@ class TransactionService:
                 energy_wh=tx.energy_wh,
                 reason=reason,
                 id_token=id_token,
+                readings=readings,
             )
         )
 

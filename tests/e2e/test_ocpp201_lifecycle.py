@@ -135,7 +135,9 @@ async def test_offline_session_is_replayed_with_the_offline_flag(bridge, sim):
 # --- parity -----------------------------------------------------------------------------
 
 _TX_EVENTS = {"TransactionStarted", "MeterValuesSampled", "TransactionEnded"}
-_IDS = {"charger_id", "transaction_ref", "authorization_ref"}
+# Ids differ by nature; the readings a start or an end carries differ by version (a 1.6
+# StartTransaction has none), while the stored meter data is compared in full below.
+_IDS = {"charger_id", "transaction_ref", "authorization_ref", "readings"}
 
 
 def _without_ids(value: Any) -> Any:
