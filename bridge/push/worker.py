@@ -27,14 +27,14 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from enum import Enum
 from functools import partial
 from typing import Protocol
 
 from bridge.identity import CpoIdentity
-from bridge.ocpi.models import InterfaceRole
+from bridge.ocpi.models import InterfaceRole, ModuleID
 from bridge.partners import Partner, PartnerStatus
 from bridge.push.client import Failure, OcpiClient, OcpiReply, Routing, routing_to
 from bridge.push.outbox import (
@@ -71,6 +71,9 @@ class _Outcome(Enum):
     GONE = "gone"  # the row disappeared meanwhile (coalesced away)
 
 
+DeliveredListener = Callable[[OutboxEntry, OcpiReply], Awaitable[None]]
+
+
 class OutboxWorker:
     def __init__(
         self,
@@ -103,6 +106,7 @@ class OutboxWorker:
         self.delivered = 0  # rows delivered since start (they are deleted from the outbox)
         self.dead_lettered = 0
         self._in_flight: dict[Key, asyncio.Task[int]] = {}
+        self._delivered_listeners: dict[ModuleID, DeliveredListener] = {}
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -122,6 +126,12 @@ class OutboxWorker:
     def wake(self) -> None:
         """Something was enqueued (and committed): look for due rows now."""
         self._wakeup.set()
+
+    def on_delivered(self, module: ModuleID, callback: DeliveredListener) -> None:
+        """Call ``callback`` after a row of ``module`` was delivered (e.g. to keep the
+        ``Location`` header of a POSTed CDR). A failing callback is logged; the row stays
+        delivered."""
+        self._delivered_listeners[module] = callback
 
     async def stop(self) -> None:
         """No new deliveries; wait up to ``stop_timeout_s`` for those in flight, then cancel
@@ -291,6 +301,12 @@ class OutboxWorker:
             if await self.store.delete(entry.id):
                 self.delivered += 1
             log.debug("outbox #%d delivered to partner %d: %s", entry.id, entry.partner_id, url)
+            listener = self._delivered_listeners.get(entry.module)
+            if listener is not None:
+                try:
+                    await listener(entry, reply)
+                except Exception:
+                    log.exception("outbox #%d: after delivery, %r failed", entry.id, listener)
             return _Outcome.DELIVERED
         attempts = entry.attempts + 1
         reason = reply.describe()
@@ -400,7 +416,9 @@ def _url(partner: Partner, entry: OutboxEntry) -> str | None:
     endpoint = partner.endpoint_url(entry.module, InterfaceRole.RECEIVER)
     if endpoint is None:
         return None
-    return f"{endpoint.rstrip('/')}/{(entry.path or '').lstrip('/')}"
+    if not entry.path:
+        return endpoint  # e.g. a CDR is POSTed to the endpoint itself
+    return f"{endpoint.rstrip('/')}/{entry.path.lstrip('/')}"
 
 
 def _rejected(reply: OcpiReply) -> bool:
