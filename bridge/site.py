@@ -12,8 +12,8 @@ status = "Accepted"
 ```
 ``[[locations]]`` entries are kept raw in ``Site.locations``: the OCPI side reads them with
 ``bridge.inventory.parse_locations`` once the file's chargers are registered (a location names
-its chargers). Any other top-level key is refused, so a misspelt section is not silently
-ignored.
+its chargers). ``[[tariffs]]`` entries likewise (``bridge.tariffs.parse_tariffs``). Any other
+top-level key is refused, so a misspelt section is not silently ignored.
 """
 
 from __future__ import annotations
@@ -49,13 +49,15 @@ class Site:
     tokens: tuple[TokenEntry, ...] = field(default=())
     locations: tuple[dict[str, Any], ...] = field(default=())
     """The raw ``[[locations]]`` tables, for ``bridge.inventory.parse_locations``."""
+    tariffs: tuple[dict[str, Any], ...] = field(default=())
+    """The raw ``[[tariffs]]`` tables, for ``bridge.tariffs.parse_tariffs``."""
     source: str = ""
     """Where the site came from (the file name), to prefix messages about it."""
 
 
 _BOOT = {"Accepted", "Pending", "Rejected"}
 _TOKEN = {"Accepted", "Blocked", "Expired", "Invalid"}
-_SECTIONS = ("chargers", "tokens", "locations")
+_SECTIONS = ("chargers", "tokens", "locations", "tariffs")
 
 
 def load_site(path: Path) -> Site:
@@ -113,8 +115,15 @@ def parse_site(data: dict[str, Any], source: str) -> Site:
     locations = data.get("locations", [])
     if not isinstance(locations, list) or not all(isinstance(raw, dict) for raw in locations):
         raise SiteFileError(f"{source}: locations: expected an array of tables ([[locations]])")
+    tariffs = data.get("tariffs", [])
+    if not isinstance(tariffs, list) or not all(isinstance(raw, dict) for raw in tariffs):
+        raise SiteFileError(f"{source}: tariffs: expected an array of tables ([[tariffs]])")
     return Site(
-        chargers=tuple(chargers), tokens=tuple(tokens), locations=tuple(locations), source=source
+        chargers=tuple(chargers),
+        tokens=tuple(tokens),
+        locations=tuple(locations),
+        tariffs=tuple(tariffs),
+        source=source,
     )
 
 

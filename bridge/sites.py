@@ -15,6 +15,7 @@ from bridge.locations import ApplyReport, LocationService
 from bridge.ocpi.models import BusinessDetails
 from bridge.site import Site, load_site
 from bridge.store.locations import LocationReader, StoredLocation
+from bridge.tariffs import TariffError, TariffService
 from csms.domain.model import ChargerFacts
 from csms.ports import ChargerDirectory
 
@@ -27,6 +28,7 @@ class SiteOperations:
         *,
         directory: ChargerDirectory,
         locations: LocationService,
+        tariffs: TariffService,
         reader: LocationReader,
         register_entries: RegisterEntries,
         check_entries: Callable[[Site], None],
@@ -36,6 +38,7 @@ class SiteOperations:
     ) -> None:
         self._directory = directory
         self._locations = locations
+        self._tariffs = tariffs
         self._reader = reader
         self._register_entries = register_entries
         self._check_entries = check_entries
@@ -45,21 +48,44 @@ class SiteOperations:
 
     async def check(self, site: Site) -> tuple[SiteLocation, ...]:
         """The site's Locations, checked against the known chargers and those the site adds
-        (raises ``InventoryError`` listing every problem)."""
+        (raises ``InventoryError`` listing every problem, tariffs and their ids included)."""
         facts: dict[str, ChargerFacts] = dict(await self._directory.charger_facts())
         for charger in site.chargers:
             facts.setdefault(charger.charger_id, ChargerFacts(charger_id=charger.charger_id))
-        return self._parse(site.locations, site.source, facts)
+        tariffs = self._tariffs.parse(site.tariffs, site.source)
+        sites = self._parse(site.locations, site.source, facts)
+        await self._check_tariff_ids(sites, {t.id.upper() for t in tariffs}, site.source)
+        return sites
 
     async def apply(self, site: Site) -> ApplyReport:
         """Check the whole site first (entries, Locations, conflicts with stored Locations),
         then register its chargers and tokens and apply its Locations (only the differences are
         stored and pushed)."""
         self._check_entries(site)
-        await self._locations.check_conflicts(await self.check(site))
+        checked = await self.check(site)
+        tariffs = self._tariffs.parse(site.tariffs, site.source)
+        await self._locations.check_conflicts(checked)
         await self._register_entries(site)
+        await self._tariffs.apply(tariffs)
         sites = self._parse(site.locations, site.source, await self._directory.charger_facts())
         return await self._locations.apply_site(sites)
+
+    async def _check_tariff_ids(
+        self, sites: tuple[SiteLocation, ...], site_tariffs: set[str], source: str
+    ) -> None:
+        """Every connector's ``tariff_ids`` names a tariff of the site or a stored one."""
+        known = site_tariffs | await self._tariffs.known_ids()
+        problems = [
+            f"{source}: location {s.location.id} EVSE {evse.uid} connector {connector.id}: "
+            f"unknown tariff {tariff_id!r}"
+            for s in sites
+            for evse in s.location.evses or ()
+            for connector in evse.connectors
+            for tariff_id in connector.tariff_ids or ()
+            if tariff_id.upper() not in known
+        ]
+        if problems:
+            raise TariffError(problems)
 
     async def reload(self, path: Path | None = None) -> ApplyReport:
         """Read the site file again (``path``, else the configured one) and apply it."""

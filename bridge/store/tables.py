@@ -179,3 +179,76 @@ class TokenPullRow(SQLModel, table=True):
     pulled_until: datetime | None = Field(default=None, sa_column=_utc_column())
     last_attempt_at: datetime | None = Field(default=None, sa_column=_utc_column())
     last_error: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class SessionRow(SQLModel, table=True):
+    """One charging session as OCPI sees it, built from a transaction's events. ``usage`` is
+    the session's timeline (state changes, meter points, signed values: JSON) from which
+    periods and costs are computed again on every change; ``document`` the OCPI Session as last
+    built (``None`` while the session is internal: not yet authorized or placed)."""
+
+    __tablename__ = "ocpi_sessions"
+    __table_args__ = (
+        UniqueConstraint("charger_id", "transaction_ref"),
+        Index("ix_ocpi_sessions_partner_order", "partner_id", "last_updated", "id"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    charger_id: str = Field(max_length=48)
+    transaction_ref: str = Field(max_length=36)
+    ocpp_evse_id: int
+    ocpp_connector_id: int
+    status: str = Field(max_length=16)
+    partner_id: int | None = Field(default=None, description="the token's owner eMSP")
+    authorization_ref: str | None = Field(default=None, max_length=36)
+    authorized: bool = False
+    cdr_token: str | None = Field(default=None, sa_column=Column(Text))
+    auth_method: str | None = Field(default=None, max_length=16)
+    authorization_reference: str | None = Field(default=None, max_length=36)
+    location_id: str | None = Field(default=None, max_length=36)
+    evse_uid: str | None = Field(default=None, max_length=36)
+    connector_id: str | None = Field(default=None, max_length=36)
+    cdr_location: str | None = Field(default=None, sa_column=Column(Text))
+    tariffs: str | None = Field(default=None, sa_column=Column(Text), description="[Tariff]")
+    time_zone: str | None = Field(default=None, max_length=64)
+    currency: str = Field(max_length=3)
+    meter_start_wh: int | None = None
+    started_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    ended_at: datetime | None = Field(default=None, sa_column=_utc_column())
+    stop_reason: str | None = Field(default=None, max_length=32)
+    usage: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    periods_sent: int = Field(default=0, description="closed periods PATCHed so far")
+    last_push_at: datetime | None = Field(
+        default=None, sa_column=_utc_column(), description="event time of the last push"
+    )
+    document: str | None = Field(default=None, sa_column=Column(Text))
+    last_updated: datetime = Field(sa_column=_utc_column(nullable=False))
+    created_at: datetime = Field(sa_column=_utc_column(nullable=False))
+
+
+class CdrRow(SQLModel, table=True):
+    """The one CDR of a completed session (its id is the session's id): immutable."""
+
+    __tablename__ = "ocpi_cdrs"
+    __table_args__ = (Index("ix_ocpi_cdrs_partner_order", "partner_id", "last_updated", "id"),)
+
+    id: str = Field(primary_key=True, max_length=39)
+    session_id: str = Field(max_length=36, unique=True)
+    partner_id: int | None = None
+    document: str = Field(sa_column=Column(Text, nullable=False))
+    last_updated: datetime = Field(sa_column=_utc_column(nullable=False))
+    location_url: str | None = Field(
+        default=None, max_length=512, description="where the eMSP stored it (POST answer)"
+    )
+
+
+class TariffRow(SQLModel, table=True):
+    """One of the operator's Tariffs, as OCPI JSON (``key``: the upper-cased id)."""
+
+    __tablename__ = "ocpi_tariffs"
+    __table_args__ = (Index("ix_ocpi_tariffs_order", "last_updated", "key"),)
+
+    key: str = Field(primary_key=True, max_length=36)
+    origin: str = Field(max_length=8, description="'site' or 'api'")
+    last_updated: datetime = Field(sa_column=_utc_column(nullable=False))
+    document: str = Field(sa_column=Column(Text, nullable=False))
