@@ -14,6 +14,7 @@ from bridge.api import (
     admin_outbox,
     credentials,
     locations,
+    sessions,
     tokens,
     versions,
 )
@@ -33,6 +34,9 @@ def create_app(health: HealthProbe, platform: OcpiPlatform) -> FastAPI:
     app.include_router(credentials.router)
     app.include_router(locations.router)
     app.include_router(tokens.router)
+    app.include_router(sessions.sessions_router)
+    app.include_router(sessions.cdrs_router)
+    app.include_router(sessions.tariffs_router)
     app.include_router(admin.router)
     app.include_router(admin_outbox.router)
     app.include_router(admin_locations.router)

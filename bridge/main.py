@@ -20,18 +20,22 @@ from bridge.app import create_app
 from bridge.authorization import AuthorizationPolicy, OcpiAuthorizer
 from bridge.identity import CpoIdentity
 from bridge.locations import ApplyReport, LocationService, PartnerDirectory
+from bridge.ocpi.models import ModuleID
 from bridge.projector import Projector
-from bridge.push.client import OcpiClient
-from bridge.push.outbox import FullObjectSources, RetryPolicy
+from bridge.push.client import OcpiClient, OcpiReply
+from bridge.push.outbox import FullObjectSources, OutboxEntry, RetryPolicy
 from bridge.push.worker import OutboxService, OutboxWorker
 from bridge.registration import PartnerService
+from bridge.sessions import SessionPolicy, SessionService
 from bridge.settings import Settings
 from bridge.site import Site, load_site
 from bridge.sites import SiteOperations
 from bridge.store.locations import LocationReader
 from bridge.store.outbox import OutboxStore
 from bridge.store.partners import PartnerStore
+from bridge.store.sessions import SessionReader
 from bridge.store.tokens import TokenStore
+from bridge.tariffs import TariffService, tariffs_by_ids
 from bridge.tokens import TokenService
 from csms.clock import utc_now
 from csms.domain.model import AuthorizationStatus, RegistrationStatus
@@ -153,12 +157,39 @@ class BridgeApp:
         )
         self.full_objects.register("locations", self.locations)
         self.partners.on_registered(self.locations.send_all)
+        # Tariffs, Sessions and CDRs: tariffs from the site file; sessions projected from the
+        # transaction events by a projector of their own.
+        self.tariffs = TariffService(
+            self.db,
+            partners=self.partners.list,
+            identity=self.identity,
+            on_enqueued=self.push_committed,
+            clock=utc_now,
+        )
+        self.full_objects.register("tariffs", self.tariffs)
+        self.partners.on_registered(self.tariffs.send_all)
+        self.session_reader = SessionReader(self.db)
+        self.sessions = SessionService(
+            identity=self.identity,
+            tariffs=tariffs_by_ids,
+            policy=SessionPolicy(
+                currency=settings.currency, patch_interval_s=settings.session_patch_interval
+            ),
+            clock=utc_now,
+        )
+        self.full_objects.register("sessions", self.sessions)
+        self.push_worker.on_delivered(ModuleID.CDRS, self._cdr_delivered)
+        events = EventLog(self.db)
         self.projector = Projector(
-            self.db, EventLog(self.db), self.locations.project, on_enqueued=self.push_committed
+            self.db, events, self.locations.project, on_enqueued=self.push_committed
+        )
+        self.session_projector = Projector(
+            self.db, events, self.sessions.project, name="sessions", on_enqueued=self.push_committed
         )
         self.sites = SiteOperations(
             directory=self.chargers,
             locations=self.locations,
+            tariffs=self.tariffs,
             reader=self.location_reader,
             register_entries=self._register_site_entries,
             check_entries=_check_site_entries,
@@ -183,9 +214,11 @@ class BridgeApp:
         # Catch up on events a previous run committed but did not project, then apply the site
         # file (only its differences are stored and pushed).
         await self.projector.catch_up()
+        await self.session_projector.catch_up()
         if self.settings.site_file:
             await self.apply_site(load_site(Path(self.settings.site_file)))
         self.projector.start()
+        self.session_projector.start()
         if self.recorder is not None:
             self.recorder.start()
         await self.ocpp.start()
@@ -211,6 +244,7 @@ class BridgeApp:
         are closed last."""
         try:
             await self.projector.stop()
+            await self.session_projector.stop()
             await self.tokens.stop()
             await self.push_worker.stop()
             if self.scheduler.running:
@@ -294,6 +328,8 @@ class BridgeApp:
             locations=self.location_reader,
             sites=self.sites,
             tokens=self.tokens,
+            sessions=self.session_reader,
+            tariffs=self.tariffs,
         )
 
     async def health(self) -> dict[str, Any]:
@@ -322,6 +358,17 @@ class BridgeApp:
         except Exception:
             log.exception("HTTP server failed")
             raise
+
+    async def _cdr_delivered(self, entry: OutboxEntry, reply: OcpiReply) -> None:
+        """Keep where the eMSP stored a CDR (the ``Location`` header of its POST answer)."""
+        location = reply.headers.get("Location")
+        cdr_id = entry.body.get("id")
+        if location and isinstance(cdr_id, str):
+            await self.session_reader.save_cdr_location(cdr_id, location)
+        elif not location:
+            log.warning(
+                "partner %d stored CDR %s without a Location header", entry.partner_id, cdr_id
+            )
 
     def push_committed(self) -> None:
         """Call after a transaction that enqueued pushes has committed: the worker looks now."""

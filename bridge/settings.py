@@ -77,6 +77,14 @@ class Settings(BaseSettings):
         default=2.0, gt=0, description="seconds between outbox polls (pushes queued elsewhere)"
     )
 
+    # Sessions and CDRs.
+    currency: str = Field(
+        default="EUR", pattern="^[A-Z]{3}$", description="currency of sessions without a tariff"
+    )
+    session_patch_interval: float = Field(
+        default=30.0, ge=0, description="seconds between two progress PATCHes of one session"
+    )
+
     # Driver authorization against the eMSPs' tokens.
     authorization_timeout: float = Field(
         default=5.0,

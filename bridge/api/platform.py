@@ -12,6 +12,8 @@ from bridge.store.locations import LocationReader
 if TYPE_CHECKING:
     from bridge.push.worker import OutboxService
     from bridge.sites import SiteOperations
+    from bridge.store.sessions import SessionReader
+    from bridge.tariffs import TariffService
     from bridge.tokens import TokenService
 
 
@@ -24,6 +26,8 @@ class OcpiPlatform:
     sites: SiteOperations | None = None
     outbox: OutboxService | None = None
     tokens: TokenService | None = None
+    sessions: SessionReader | None = None
+    tariffs: TariffService | None = None
 
     @property
     def identity(self) -> CpoIdentity:

@@ -14,6 +14,9 @@ from bridge.ocpi.wire import VERSION
 IMPLEMENTED_MODULES: tuple[tuple[ModuleID, InterfaceRole], ...] = (
     (ModuleID.CREDENTIALS, InterfaceRole.SENDER),
     (ModuleID.LOCATIONS, InterfaceRole.SENDER),
+    (ModuleID.SESSIONS, InterfaceRole.SENDER),
+    (ModuleID.CDRS, InterfaceRole.SENDER),
+    (ModuleID.TARIFFS, InterfaceRole.SENDER),
     (ModuleID.TOKENS, InterfaceRole.RECEIVER),
 )
 

@@ -1,0 +1,398 @@
+"""Pure mapping from what chargers report to OCPI Sessions and CDRs (reference 4.3-4.5).
+
+- A session's timeline (``Usage``) is what the tariff engine needs: charging-state changes and
+  meter points (energy since the session start in Wh, power in W, current summed over phases
+  in A), plus the signed meter values for the CDR's ``signed_data``.
+- Charging vs parking (design.md section 5): OCPP 1.6 ``Charging`` and ``SuspendedEVSE`` and
+  2.0.1 ``Charging`` and ``SuspendedEVSE`` are charging (TIME); 1.6 ``SuspendedEV`` and 2.0.1
+  ``SuspendedEV``, ``EVConnected`` and ``Idle`` are parking (PARKING_TIME: the vehicle requests
+  no power). A session starts charging until told otherwise.
+- Without a tariff a session still gets periods (energy and time), no ``tariff_id`` and no
+  ``total_cost`` (omitted is not free).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bridge.mapping.tariffs import (
+    ChargeState,
+    Costing,
+    MeterPoint,
+    SessionUsage,
+    StateChange,
+    price_session,
+)
+from bridge.ocpi.cdrs import Cdr, CdrLocation, SignedData, SignedValue
+from bridge.ocpi.sessions import (
+    AuthMethod,
+    CdrDimension,
+    CdrDimensionType,
+    CdrToken,
+    ChargingPeriod,
+    Session,
+    SessionStatus,
+)
+from bridge.ocpi.tariffs import Tariff
+from csms.domain.energy import to_wh
+from csms.domain.model import (
+    ENERGY_IMPORT_REGISTER,
+    ChargingState,
+    ConnectorStatus,
+    MeterReading,
+    ReadingContext,
+)
+
+POWER_IMPORT = "Power.Active.Import"
+CURRENT_IMPORT = "Current.Import"
+
+_STATUS_STATES = {
+    ConnectorStatus.CHARGING: ChargeState.CHARGING,
+    ConnectorStatus.SUSPENDED_EVSE: ChargeState.CHARGING,
+    ConnectorStatus.SUSPENDED_EV: ChargeState.PARKING,
+}
+_CHARGING_STATES = {
+    ChargingState.CHARGING: ChargeState.CHARGING,
+    ChargingState.SUSPENDED_EVSE: ChargeState.CHARGING,
+    ChargingState.SUSPENDED_EV: ChargeState.PARKING,
+    ChargingState.EV_CONNECTED: ChargeState.PARKING,
+    ChargingState.IDLE: ChargeState.PARKING,
+}
+_NATURE = {
+    ReadingContext.TRANSACTION_BEGIN: "Start",
+    ReadingContext.TRANSACTION_END: "End",
+}
+_FREE = Tariff.model_validate(
+    {
+        "country_code": "ZZ",
+        "party_id": "ZZZ",
+        "id": "none",
+        "currency": "EUR",
+        "elements": [{"price_components": [{"type": "FLAT", "price": 0, "step_size": 0}]}],
+        "last_updated": "2000-01-01T00:00:00Z",
+    }
+)
+"""Stands in for a missing tariff so that the engine cuts the periods; never shown."""
+
+
+def state_of_status(status: ConnectorStatus) -> ChargeState | None:
+    """The charging state an OCPP 1.6 connector status shows during a transaction (None: the
+    status says nothing about it)."""
+    return _STATUS_STATES.get(status)
+
+
+def state_of_charging_state(state: ChargingState) -> ChargeState:
+    return _CHARGING_STATES[state]
+
+
+# --- meter readings --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sample:
+    """What one instant of meter readings says (None: not reported)."""
+
+    at: datetime
+    register_wh: int | None = None
+    power_w: Decimal | None = None
+    current_a: Decimal | None = None
+
+
+def samples_of(readings: Iterable[MeterReading]) -> list[Sample]:
+    """Group readings by their timestamp: the energy import register (phase-less preferred,
+    else the sum of the phases), the active import power likewise, the import current summed
+    over phases. Readings of the inlet (not the outlet) are ignored."""
+    by_time: dict[datetime, list[MeterReading]] = {}
+    for reading in readings:
+        if reading.location == "Outlet" and reading.value is not None:
+            by_time.setdefault(reading.sampled_at, []).append(reading)
+    samples = []
+    for at in sorted(by_time):
+        group = by_time[at]
+        register = _overall(group, ENERGY_IMPORT_REGISTER, "Wh")
+        sample = Sample(
+            at=at,
+            register_wh=to_wh(register) if register is not None else None,
+            power_w=_overall(group, POWER_IMPORT, "W"),
+            current_a=_summed(group, CURRENT_IMPORT, "A"),
+        )
+        if sample != Sample(at=at):
+            samples.append(sample)
+    return samples
+
+
+def _overall(group: Sequence[MeterReading], measurand: str, unit: str) -> Decimal | None:
+    values = [r for r in group if r.measurand == measurand and r.unit == unit]
+    overall = [r.value for r in values if r.phase is None and r.value is not None]
+    if overall:
+        return overall[-1]
+    return _summed(group, measurand, unit)
+
+
+def _summed(group: Sequence[MeterReading], measurand: str, unit: str) -> Decimal | None:
+    phases = {
+        r.phase: r.value
+        for r in group
+        if r.measurand == measurand and r.unit == unit and r.value is not None
+    }
+    if None in phases and len(phases) == 1:
+        return phases[None]
+    per_phase = [v for p, v in phases.items() if p is not None and v is not None]
+    return sum(per_phase, Decimal(0)) if per_phase else None
+
+
+def signed_values_of(readings: Iterable[MeterReading]) -> list[dict[str, Any]]:
+    """The signed meter values among ``readings``, as stored for the CDR's ``signed_data``."""
+    found = []
+    for reading in readings:
+        if reading.signed is None:
+            continue
+        found.append(
+            {
+                "at": reading.sampled_at.isoformat(),
+                "nature": _NATURE.get(reading.context, "Intermediate"),
+                "signed_data": reading.signed.data,
+                "encoding_method": reading.signed.encoding_method,
+                "signing_method": reading.signed.signing_method,
+                "public_key": reading.signed.public_key,
+                "plain_data": str(reading.value) if reading.value is not None else None,
+            }
+        )
+    return found
+
+
+# --- the timeline ----------------------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class Usage:
+    """A session's timeline, kept as JSON with the session."""
+
+    states: list[tuple[datetime, ChargeState]] = field(default_factory=list)
+    meter: list[tuple[datetime, int, Decimal | None, Decimal | None]] = field(default_factory=list)
+    signed: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "states": [[at.isoformat(), state.value] for at, state in self.states],
+                "meter": [
+                    [at.isoformat(), wh, _text(power), _text(current)]
+                    for at, wh, power, current in self.meter
+                ],
+                "signed": self.signed,
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Usage:
+        data = json.loads(text or "{}")
+        return cls(
+            states=[
+                (datetime.fromisoformat(at), ChargeState(state))
+                for at, state in data.get("states", [])
+            ],
+            meter=[
+                (datetime.fromisoformat(at), int(wh), _decimal(power), _decimal(current))
+                for at, wh, power, current in data.get("meter", [])
+            ],
+            signed=list(data.get("signed", [])),
+        )
+
+    def change_state(self, at: datetime, state: ChargeState) -> bool:
+        """Note a state change (ignored when it is the state already in force at ``at``)."""
+        before = [s for t, s in sorted(self.states, key=lambda item: item[0]) if t <= at]
+        if before and before[-1] is state:
+            return False
+        self.states.append((at, state))
+        self.states.sort(key=lambda item: item[0])
+        return True
+
+    def add_point(
+        self, at: datetime, energy_wh: int, power_w: Decimal | None, current_a: Decimal | None
+    ) -> None:
+        self.meter.append((at, max(0, energy_wh), power_w, current_a))
+        self.meter.sort(key=lambda item: item[0])
+
+    def energy_wh(self, until: datetime | None = None) -> int:
+        """Energy at ``until`` (the latest point not after it; all points when None)."""
+        points = [wh for at, wh, _, _ in self.meter if until is None or at <= until]
+        return max(points, default=0)
+
+    def engine_usage(self, start: datetime, end: datetime) -> SessionUsage:
+        """The engine's view from ``start`` (which may be later than the first point: a 2.0.1
+        session starts when its token is authorized) to ``end``: energy counted from
+        ``start``."""
+        states = [(at, state) for at, state in self.states if at <= start]
+        first = states[-1][1] if states else ChargeState.CHARGING
+        changes = [StateChange(at=start, state=first)] + [
+            StateChange(at=at, state=state) for at, state in self.states if start < at <= end
+        ]
+        base = self.energy_wh(until=start)
+        meter = [MeterPoint(at=start, energy_wh=0)] + [
+            MeterPoint(at=at, energy_wh=max(0, wh - base), power_w=power, current_a=current)
+            for at, wh, power, current in self.meter
+            if start < at <= end
+        ]
+        return SessionUsage(start=start, end=end, states=tuple(changes), meter=tuple(meter))
+
+    def energy_since(self, start: datetime) -> int:
+        return max(0, self.energy_wh() - self.energy_wh(until=start))
+
+
+def _text(value: Decimal | None) -> str | None:
+    return str(value) if value is not None else None
+
+
+def _decimal(value: str | None) -> Decimal | None:
+    return Decimal(value) if value is not None else None
+
+
+# --- pricing and OCPI objects ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionFacts:
+    """Everything an OCPI Session or CDR of one session is made of."""
+
+    country_code: str
+    party_id: str
+    session_id: str
+    status: SessionStatus
+    start: datetime
+    end: datetime | None
+    cdr_token: CdrToken
+    auth_method: AuthMethod
+    authorization_reference: str | None
+    location_id: str
+    evse_uid: str
+    connector_id: str
+    currency: str
+    tariff: Tariff | None
+    time_zone: ZoneInfo
+    usage: Usage
+    meter_id: str | None = None
+
+
+def costing(facts: SessionFacts, now: datetime) -> Costing:
+    """Periods and costs of the session up to its end, or ``now`` while it runs; rounded."""
+    end = facts.end if facts.end is not None else max(now, facts.start)
+    usage = facts.usage.engine_usage(facts.start, end)
+    return price_session(facts.tariff or _FREE, usage, time_zone=facts.time_zone).rounded()
+
+
+def charging_periods(facts: SessionFacts, priced: Costing) -> list[ChargingPeriod]:
+    periods = []
+    for period in priced.periods:
+        dimensions = list(period.dimensions) or [
+            CdrDimension(type=CdrDimensionType.ENERGY, volume=Decimal(0))
+        ]
+        periods.append(
+            ChargingPeriod(
+                start_date_time=period.start,
+                dimensions=dimensions,
+                tariff_id=facts.tariff.id if facts.tariff is not None else None,
+            )
+        )
+    return periods
+
+
+def kwh(facts: SessionFacts) -> Decimal:
+    return Decimal(facts.usage.energy_since(facts.start)) / 1000
+
+
+def session_object(facts: SessionFacts, priced: Costing, last_updated: datetime) -> Session:
+    return Session(
+        country_code=facts.country_code,
+        party_id=facts.party_id,
+        id=facts.session_id,
+        start_date_time=facts.start,
+        end_date_time=facts.end,
+        kwh=kwh(facts),
+        cdr_token=facts.cdr_token,
+        auth_method=facts.auth_method,
+        authorization_reference=facts.authorization_reference,
+        location_id=facts.location_id,
+        evse_uid=facts.evse_uid,
+        connector_id=facts.connector_id,
+        meter_id=facts.meter_id,
+        currency=facts.currency,
+        charging_periods=charging_periods(facts, priced),
+        total_cost=priced.total_cost.to_price() if facts.tariff is not None else None,
+        status=facts.status,
+        last_updated=last_updated,
+    )
+
+
+def cdr_object(
+    facts: SessionFacts,
+    priced: Costing,
+    *,
+    cdr_location: CdrLocation,
+    remark: str | None,
+    created_at: datetime,
+) -> Cdr:
+    """The CDR of a completed session (``end`` set). Without a tariff all costs are 0 (the
+    CPO charges nothing it has no tariff for) and ``tariffs`` is empty."""
+    assert facts.end is not None
+    priced_tariff = facts.tariff is not None
+    return Cdr(
+        country_code=facts.country_code,
+        party_id=facts.party_id,
+        id=facts.session_id,
+        start_date_time=facts.start,
+        end_date_time=facts.end,
+        session_id=facts.session_id,
+        cdr_token=facts.cdr_token,
+        auth_method=facts.auth_method,
+        authorization_reference=facts.authorization_reference,
+        cdr_location=cdr_location,
+        meter_id=facts.meter_id,
+        currency=facts.currency,
+        tariffs=[facts.tariff] if facts.tariff is not None else [],
+        charging_periods=charging_periods(facts, priced),
+        signed_data=signed_data(facts.usage.signed),
+        total_cost=priced.total_cost.to_price(),
+        total_fixed_cost=priced.total_fixed_cost.to_price() if priced_tariff else None,
+        total_energy=priced.total_energy_kwh,
+        total_energy_cost=priced.total_energy_cost.to_price() if priced_tariff else None,
+        total_time=priced.total_time_h,
+        total_time_cost=priced.total_time_cost.to_price() if priced_tariff else None,
+        total_parking_time=priced.total_parking_time_h,
+        total_parking_cost=priced.total_parking_cost.to_price() if priced_tariff else None,
+        total_reservation_cost=(
+            priced.total_reservation_cost.to_price() if priced_tariff else None
+        ),
+        remark=remark,
+        last_updated=created_at,
+    )
+
+
+def signed_data(signed: Sequence[dict[str, Any]]) -> SignedData | None:
+    """OCPI SignedData from the signed meter values of a session (reference 4.5 item 9):
+    the encoding method and public key of the first value that names them."""
+    if not signed:
+        return None
+    encoding = next((s["encoding_method"] for s in signed if s.get("encoding_method")), None)
+    public_key = next((s["public_key"] for s in signed if s.get("public_key")), None)
+    values = [
+        SignedValue(
+            nature=s["nature"],
+            plain_data=(s.get("plain_data") or s["signed_data"])[:5000],
+            signed_data=s["signed_data"][:5000],
+        )
+        for s in signed
+    ]
+    signing = next((s["signing_method"] for s in signed if s.get("signing_method")), None)
+    return SignedData(
+        encoding_method=(encoding or signing or "UNKNOWN")[:36],
+        public_key=public_key[:512] if public_key else None,
+        signed_values=values,
+    )

@@ -1,0 +1,543 @@
+"""OCPI Sessions and CDRs projected from the central system's transaction events (reference
+4.3-4.5, design.md section 5).
+
+A session is created with its transaction and becomes ACTIVE, and is PUT to the eMSP that owns
+the token, once its token is authorized and its EVSE is on a Location (a 2.0.1 transaction
+started by the cable waits for the token; until then it is internal). Progress goes out as
+PATCHes (``kwh``, the periods closed since the last PATCH, ``total_cost``), at most one per
+``patch_interval_s`` of charger time per session; the end as a PUT of the whole COMPLETED
+Session followed, on the same ordering key, by the POST of its one CDR. A transaction whose
+token was refused, or that ends before it was authorized, is INVALID: never pushed, never
+billed.
+
+Everything derives from events replayed in order from a stored offset, in the projector's
+transaction: a restart, a repeated stop or an outage of the eMSP cannot produce a second CDR
+(its id is the session id, and it is created once, when the session completes).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bridge.identity import CpoIdentity
+from bridge.mapping import sessions as mapping
+from bridge.mapping.tariffs import ChargeState, select_tariff
+from bridge.ocpi.cdrs import CdrLocation
+from bridge.ocpi.locations import Location, TokenType
+from bridge.ocpi.models import ModuleID
+from bridge.ocpi.sessions import AuthMethod, CdrToken, SessionStatus
+from bridge.ocpi.tariffs import Tariff
+from bridge.push.outbox import FullObject, PushRequest
+from bridge.store import locations as location_store
+from bridge.store.outbox import enqueue
+from bridge.store.sessions import running_session_at, session_of_transaction
+from bridge.store.tables import AuthorizationRow, CdrRow, SessionRow
+from csms.domain.events import (
+    ChargingStateChanged,
+    ConnectorStatusChanged,
+    DomainEvent,
+    MeterValuesSampled,
+    TransactionAuthorized,
+    TransactionEnded,
+    TransactionStarted,
+)
+from csms.domain.model import AuthorizationStatus, EvseRef, IdToken, MeterReading
+
+log = logging.getLogger(__name__)
+
+FALLBACK_PREFIX = "sessions"
+_NAMESPACE = uuid.UUID("5b0e7c9e-64a4-4c51-9e52-0b1d9a1f3c21")
+
+TariffLookup = Callable[[AsyncSession, Sequence[str]], Awaitable[list[Tariff]]]
+
+
+def session_id_of(charger_id: str, transaction_ref: str) -> str:
+    """Our Session (and CDR) id: stable for a charger's transaction, unique CPO-wide, 36
+    characters (never the raw OCPP transaction id: reference 4.3, pitfall 12)."""
+    return str(uuid.uuid5(_NAMESPACE, f"{charger_id}\n{transaction_ref}"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionPolicy:
+    currency: str = "EUR"
+    """Currency of sessions whose connector has no tariff."""
+    patch_interval_s: float = 30.0
+    """At most one progress PATCH per session per this many seconds (charger time)."""
+
+
+class SessionService:
+    def __init__(
+        self,
+        *,
+        identity: Callable[[], CpoIdentity],
+        tariffs: TariffLookup,
+        policy: SessionPolicy,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._identity = identity
+        self._tariffs = tariffs
+        self._policy = policy
+        self._clock = clock
+
+    # --- projection ----------------------------------------------------------------------
+
+    async def project(self, session: AsyncSession, events: Sequence[DomainEvent]) -> int:
+        """Apply transaction events in the projector's transaction; outbox rows enqueued."""
+        requests: list[PushRequest] = []
+        for event in events:
+            match event:
+                case TransactionStarted():
+                    await self._started(session, event, requests)
+                case TransactionAuthorized():
+                    await self._authorized(session, event, requests)
+                case ChargingStateChanged():
+                    row = await session_of_transaction(
+                        session, event.charger_id, event.transaction_ref
+                    )
+                    if row is not None:
+                        state = mapping.state_of_charging_state(event.state)
+                        await self._progress(
+                            session, row, event, requests, state=state, evse=event.evse
+                        )
+                case ConnectorStatusChanged():
+                    shown = mapping.state_of_status(event.status)
+                    if shown is not None and event.evse.ocpp_evse_id:
+                        row = await running_session_at(
+                            session, event.charger_id, event.evse.ocpp_evse_id
+                        )
+                        if row is not None:
+                            await self._progress(session, row, event, requests, state=shown)
+                case MeterValuesSampled() if event.transaction_ref is not None:
+                    row = await session_of_transaction(
+                        session, event.charger_id, event.transaction_ref
+                    )
+                    if row is not None:
+                        await self._progress(
+                            session,
+                            row,
+                            event,
+                            requests,
+                            readings=event.readings,
+                            energy_wh=event.energy_wh,
+                            evse=event.evse,
+                        )
+                case TransactionEnded():
+                    await self._ended(session, event, requests)
+                case _:
+                    pass
+        await enqueue(session, requests, now=self._clock(), coalesce=False)
+        return len(requests)
+
+    async def _started(
+        self, session: AsyncSession, event: TransactionStarted, requests: list[PushRequest]
+    ) -> None:
+        if await session_of_transaction(session, event.charger_id, event.transaction_ref):
+            return
+        now = self._clock()
+        row = SessionRow(
+            id=session_id_of(event.charger_id, event.transaction_ref),
+            charger_id=event.charger_id,
+            transaction_ref=event.transaction_ref,
+            ocpp_evse_id=event.evse.ocpp_evse_id,
+            ocpp_connector_id=event.evse.connector_id,
+            status=SessionStatus.PENDING.value,
+            currency=self._policy.currency,
+            meter_start_wh=event.meter_start_wh,
+            started_at=event.occurred_at,
+            last_updated=now,
+            created_at=now,
+        )
+        usage = mapping.Usage()
+        usage.change_state(event.occurred_at, ChargeState.CHARGING)
+        self._read(row, usage, event.readings, None)
+        row.usage = usage.to_json()
+        session.add(row)
+        if event.id_token is not None:
+            await self._take_authorization(
+                session, row, event.id_token, event.authorization, event.authorization_ref
+            )
+        await self._place(session, row, event.evse)
+        await self._activate(session, row, requests)
+
+    async def _authorized(
+        self, session: AsyncSession, event: TransactionAuthorized, requests: list[PushRequest]
+    ) -> None:
+        row = await session_of_transaction(session, event.charger_id, event.transaction_ref)
+        if row is None or row.status != SessionStatus.PENDING.value:
+            return
+        # The session starts when the driver is known (reference 4.3, 2.0.1 table).
+        row.started_at = max(row.started_at, event.occurred_at)
+        await self._take_authorization(
+            session, row, event.id_token, event.authorization, event.authorization_ref
+        )
+        await self._place(session, row, event.evse)
+        await self._activate(session, row, requests)
+
+    async def _progress(
+        self,
+        session: AsyncSession,
+        row: SessionRow,
+        event: DomainEvent,
+        requests: list[PushRequest],
+        *,
+        state: ChargeState | None = None,
+        readings: tuple[MeterReading, ...] = (),
+        energy_wh: int | None = None,
+        evse: EvseRef | None = None,
+    ) -> None:
+        if row.ended_at is not None:
+            return
+        usage = mapping.Usage.from_json(row.usage)
+        changed = False
+        if state is not None:
+            changed = usage.change_state(event.occurred_at, state)
+        if readings:
+            changed = self._read(row, usage, readings, energy_wh) or changed
+        if not changed:
+            return
+        row.usage = usage.to_json()
+        session.add(row)
+        if row.status == SessionStatus.PENDING.value:
+            if evse is not None:
+                await self._place(session, row, evse, quiet=True)
+                await self._activate(session, row, requests)
+            return
+        if row.status != SessionStatus.ACTIVE.value:
+            return
+        interval = timedelta(seconds=self._policy.patch_interval_s)
+        if row.last_push_at is not None and event.occurred_at - row.last_push_at < interval:
+            self._rebuild(row, usage)  # kept current for GETs; pushed with the next PATCH
+            return
+        self._patch(row, usage, event.occurred_at, requests)
+
+    async def _ended(
+        self, session: AsyncSession, event: TransactionEnded, requests: list[PushRequest]
+    ) -> None:
+        row = await session_of_transaction(session, event.charger_id, event.transaction_ref)
+        if row is None or row.ended_at is not None:
+            return
+        usage = mapping.Usage.from_json(row.usage)
+        self._read(row, usage, event.readings, None)
+        if row.meter_start_wh is not None and event.meter_stop_wh is not None:
+            usage.add_point(event.occurred_at, event.meter_stop_wh - row.meter_start_wh, None, None)
+        elif event.energy_wh:
+            usage.add_point(event.occurred_at, event.energy_wh, None, None)
+        row.ended_at = max(event.occurred_at, row.started_at)
+        row.stop_reason = event.reason[:32]
+        row.usage = usage.to_json()
+        session.add(row)
+        if row.status == SessionStatus.PENDING.value:
+            await self._place(session, row, event.evse, quiet=True)
+            if row.authorized and row.location_id is not None:
+                await self._activate(session, row, requests)
+        if row.status != SessionStatus.ACTIVE.value:
+            if row.status == SessionStatus.PENDING.value:
+                row.status = SessionStatus.INVALID.value
+                log.info(
+                    "session %s of %s/%s ended before it was authorized and placed: INVALID",
+                    row.id,
+                    row.charger_id,
+                    row.transaction_ref,
+                )
+            return
+        row.status = SessionStatus.COMPLETED.value
+        self._put(row, usage, requests)
+        await self._make_cdr(session, row, usage, requests)
+
+    # --- steps ---------------------------------------------------------------------------
+
+    def _read(
+        self,
+        row: SessionRow,
+        usage: mapping.Usage,
+        readings: Sequence[MeterReading],
+        energy_wh: int | None,
+    ) -> bool:
+        """Add the readings' meter points and signed values; whether anything was added."""
+        samples = mapping.samples_of(readings)
+        signed = mapping.signed_values_of(readings)
+        registers = [s for s in samples if s.register_wh is not None]
+        if row.meter_start_wh is None and registers and energy_wh is not None:
+            latest = registers[-1].register_wh
+            assert latest is not None
+            row.meter_start_wh = latest - energy_wh
+        added = False
+        for sample in registers:
+            assert sample.register_wh is not None
+            if row.meter_start_wh is None:
+                row.meter_start_wh = sample.register_wh
+            usage.add_point(
+                sample.at,
+                sample.register_wh - row.meter_start_wh,
+                sample.power_w,
+                sample.current_a,
+            )
+            added = True
+        usage.signed.extend(signed)
+        return added or bool(signed)
+
+    async def _take_authorization(
+        self,
+        session: AsyncSession,
+        row: SessionRow,
+        id_token: IdToken,
+        status: AuthorizationStatus | None,
+        reference: str | None,
+    ) -> None:
+        decision = await session.get(AuthorizationRow, reference) if reference else None
+        row.authorization_ref = reference
+        row.authorized = status is AuthorizationStatus.ACCEPTED
+        if decision is not None:
+            row.partner_id = decision.partner_id
+            row.cdr_token = decision.cdr_token
+            row.auth_method = decision.auth_method
+            row.authorization_reference = decision.authorization_reference
+        if row.cdr_token is None:
+            # The operator's own token (or a decision purged since): the CPO is its issuer.
+            identity = self._identity()
+            row.cdr_token = CdrToken(
+                country_code=identity.country_code,
+                party_id=identity.party_id,
+                uid=id_token.value[:36] or "-",
+                type=TokenType.OTHER if id_token.value else TokenType.AD_HOC_USER,
+                contract_id=id_token.value[:36] or "-",
+            ).model_dump_json()
+        if row.auth_method is None:
+            row.auth_method = AuthMethod.WHITELIST.value
+        if not row.authorized:
+            row.status = SessionStatus.INVALID.value
+            log.info(
+                "session %s of %s/%s: token %s refused (%s): INVALID, not billed",
+                row.id,
+                row.charger_id,
+                row.transaction_ref,
+                id_token.value,
+                status.value if status else "no decision",
+            )
+
+    async def _place(
+        self, session: AsyncSession, row: SessionRow, evse: EvseRef, *, quiet: bool = False
+    ) -> None:
+        """Find the OCPI Location, EVSE and connector of the session, and freeze what the CDR
+        needs as it is at the start: the CdrLocation, the time zone and the tariff."""
+        if row.location_id is not None:
+            return
+        if evse.ocpp_evse_id:
+            row.ocpp_evse_id, row.ocpp_connector_id = evse.ocpp_evse_id, evse.connector_id
+        if not row.ocpp_evse_id:
+            return
+        bindings = await location_store.bindings_of_charger(
+            session, row.charger_id, row.ocpp_evse_id
+        )
+        if not bindings:
+            if quiet:
+                return
+            log.warning(
+                "transaction %s/%s is on EVSE %d, which is on no Location: no OCPI Session",
+                row.charger_id,
+                row.transaction_ref,
+                row.ocpp_evse_id,
+            )
+            return
+        binding = bindings[0]
+        stored = await location_store.load_location(session, binding.location_key)
+        if stored is None:  # pragma: no cover - bindings go with their Location
+            return
+        location = stored.location
+        ocpi_evse = next(e for e in location.evses or () if e.uid.upper() == binding.evse_uid)
+        connector_id = next(
+            (ocpi for ocpi, ocpp in binding.connectors if ocpp == row.ocpp_connector_id),
+            ocpi_evse.connectors[0].id,
+        )
+        connector = next(c for c in ocpi_evse.connectors if c.id == connector_id)
+        row.location_id, row.evse_uid, row.connector_id = location.id, ocpi_evse.uid, connector_id
+        row.time_zone = location.time_zone
+        row.cdr_location = CdrLocation.from_location(
+            location, ocpi_evse.uid, connector_id
+        ).model_dump_json(exclude_none=True)
+        tariff = await self._tariff_for(session, location, connector.tariff_ids or [], row)
+        if tariff is not None:
+            row.tariffs = json.dumps([tariff.model_dump(mode="json", exclude_none=True)])
+            row.currency = tariff.currency
+
+    async def _tariff_for(
+        self, session: AsyncSession, location: Location, ids: Sequence[str], row: SessionRow
+    ) -> Tariff | None:
+        if not ids:
+            return None
+        found = await self._tariffs(session, ids)
+        tariff = select_tariff(found, at=row.started_at)
+        if tariff is None:
+            log.warning(
+                "no tariff of %s valid at %s for session %s at %s: costs are omitted",
+                ", ".join(ids),
+                row.started_at.isoformat(),
+                row.id,
+                location.id,
+            )
+        return tariff
+
+    async def _activate(
+        self, session: AsyncSession, row: SessionRow, requests: list[PushRequest]
+    ) -> None:
+        if row.status != SessionStatus.PENDING.value or not row.authorized:
+            return
+        if row.location_id is None:
+            return
+        row.status = SessionStatus.ACTIVE.value
+        usage = mapping.Usage.from_json(row.usage)
+        self._put(row, usage, requests)
+        session.add(row)
+
+    def _facts(self, row: SessionRow, usage: mapping.Usage) -> mapping.SessionFacts:
+        if not (row.location_id and row.evse_uid and row.connector_id and row.cdr_token):
+            raise RuntimeError(f"session {row.id} is not placed and authorized")
+        identity = self._identity()
+        tariffs = json.loads(row.tariffs) if row.tariffs else []
+        return mapping.SessionFacts(
+            country_code=identity.country_code,
+            party_id=identity.party_id,
+            session_id=row.id,
+            status=SessionStatus(row.status),
+            start=row.started_at,
+            end=row.ended_at,
+            cdr_token=CdrToken.model_validate_json(row.cdr_token),
+            auth_method=AuthMethod(row.auth_method or AuthMethod.WHITELIST.value),
+            authorization_reference=row.authorization_reference,
+            location_id=row.location_id,
+            evse_uid=row.evse_uid,
+            connector_id=row.connector_id,
+            currency=row.currency,
+            tariff=Tariff.model_validate(tariffs[0]) if tariffs else None,
+            time_zone=ZoneInfo(row.time_zone or "UTC"),
+            usage=usage,
+        )
+
+    def _rebuild(self, row: SessionRow, usage: mapping.Usage) -> dict[str, Any]:
+        """Build the Session document again; returns it as JSON data."""
+        now = self._clock()
+        facts = self._facts(row, usage)
+        priced = mapping.costing(facts, now)
+        document = mapping.session_object(facts, priced, now)
+        row.document = document.model_dump_json(exclude_none=True)
+        row.last_updated = document.last_updated
+        data: dict[str, Any] = document.model_dump(mode="json", exclude_none=True)
+        return data
+
+    def _put(self, row: SessionRow, usage: mapping.Usage, requests: list[PushRequest]) -> None:
+        data = self._rebuild(row, usage)
+        row.periods_sent = self._closed_periods(data, row)
+        row.last_push_at = row.ended_at or max(
+            (at for at, _, _, _ in usage.meter), default=row.started_at
+        )
+        if row.partner_id is not None:
+            requests.append(
+                PushRequest(
+                    partner_id=row.partner_id,
+                    module=ModuleID.SESSIONS,
+                    method="PUT",
+                    path=self._path(row),
+                    body=data,
+                    ordering_key=f"session:{row.id}",
+                    fallback=f"{FALLBACK_PREFIX}:{row.id}",
+                )
+            )
+
+    def _patch(
+        self, row: SessionRow, usage: mapping.Usage, at: datetime, requests: list[PushRequest]
+    ) -> None:
+        data = self._rebuild(row, usage)
+        closed = self._closed_periods(data, row)
+        body: dict[str, Any] = {
+            "kwh": data["kwh"],
+            "charging_periods": data["charging_periods"][row.periods_sent : closed],
+            "last_updated": data["last_updated"],
+        }
+        if "total_cost" in data:
+            body["total_cost"] = data["total_cost"]
+        row.periods_sent = max(row.periods_sent, closed)
+        row.last_push_at = at
+        if row.partner_id is not None:
+            requests.append(
+                PushRequest(
+                    partner_id=row.partner_id,
+                    module=ModuleID.SESSIONS,
+                    method="PATCH",
+                    path=self._path(row),
+                    body=body,
+                    ordering_key=f"session:{row.id}",
+                    fallback=f"{FALLBACK_PREFIX}:{row.id}",
+                )
+            )
+
+    @staticmethod
+    def _closed_periods(data: dict[str, Any], row: SessionRow) -> int:
+        """Periods that can no longer change: all of a finished session, all but the running
+        one otherwise."""
+        periods = len(data.get("charging_periods", []))
+        return periods if row.ended_at is not None else max(0, periods - 1)
+
+    def _path(self, row: SessionRow) -> str:
+        identity = self._identity()
+        return "/".join(
+            quote(part, safe="") for part in (identity.country_code, identity.party_id, row.id)
+        )
+
+    async def _make_cdr(
+        self,
+        session: AsyncSession,
+        row: SessionRow,
+        usage: mapping.Usage,
+        requests: list[PushRequest],
+    ) -> None:
+        if await session.get(CdrRow, row.id) is not None:
+            return
+        assert row.cdr_location is not None
+        now = self._clock()
+        facts = self._facts(row, usage)
+        cdr = mapping.cdr_object(
+            facts,
+            mapping.costing(facts, now),
+            cdr_location=CdrLocation.model_validate_json(row.cdr_location),
+            remark=row.stop_reason,
+            created_at=now,
+        )
+        session.add(
+            CdrRow(
+                id=cdr.id,
+                session_id=row.id,
+                partner_id=row.partner_id,
+                document=cdr.model_dump_json(exclude_none=True),
+                last_updated=cdr.last_updated,
+            )
+        )
+        if row.partner_id is not None:
+            requests.append(
+                PushRequest(
+                    partner_id=row.partner_id,
+                    module=ModuleID.CDRS,
+                    method="POST",
+                    path="",
+                    body=cdr.model_dump(mode="json", exclude_none=True),
+                    ordering_key=f"session:{row.id}",
+                )
+            )
+
+    # --- the outbox's fallback -------------------------------------------------------------
+
+    async def full_object(self, session: AsyncSession, key: str) -> FullObject | None:
+        session_id = key.partition(":")[2]
+        row = await session.get(SessionRow, session_id)
+        if row is None or row.document is None:
+            return None
+        return FullObject(path=self._path(row), body=json.loads(row.document))

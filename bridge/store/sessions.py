@@ -1,0 +1,113 @@
+"""Storage of OCPI Sessions and CDRs. Writes take the caller's session (the projector's
+transaction); reads for the Sender interfaces return stored OCPI JSON, scoped to one partner."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bridge.store.pagination import fetch_page
+from bridge.store.tables import CdrRow, SessionRow
+from csms.store.database import Database
+
+
+async def session_of_transaction(
+    session: AsyncSession, charger_id: str, transaction_ref: str
+) -> SessionRow | None:
+    stmt = select(SessionRow).where(
+        SessionRow.charger_id == charger_id, SessionRow.transaction_ref == transaction_ref
+    )
+    return (await session.exec(stmt)).first()
+
+
+async def running_session_at(
+    session: AsyncSession, charger_id: str, ocpp_evse_id: int
+) -> SessionRow | None:
+    """The session still running on that EVSE of the charger (the latest, if several)."""
+    stmt = (
+        select(SessionRow)
+        .where(
+            SessionRow.charger_id == charger_id,
+            SessionRow.ocpp_evse_id == ocpp_evse_id,
+            col(SessionRow.ended_at).is_(None),
+        )
+        .order_by(col(SessionRow.started_at).desc())
+    )
+    return (await session.exec(stmt)).first()
+
+
+class SessionReader:
+    """Sessions and CDRs as stored OCPI JSON, for the Sender interfaces and operators."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def sessions_page(
+        self,
+        partner_id: int,
+        *,
+        offset: int,
+        limit: int,
+        date_from: datetime | None,
+        date_to: datetime | None,
+    ) -> tuple[list[str], int]:
+        async with self._db.read() as session:
+            stmt = select(col(SessionRow.document)).where(
+                SessionRow.partner_id == partner_id, col(SessionRow.document).is_not(None)
+            )
+            rows, total = await fetch_page(
+                session,
+                stmt,
+                last_updated=col(SessionRow.last_updated),
+                key=col(SessionRow.id),
+                offset=offset,
+                limit=limit,
+                date_from=date_from,
+                date_to=date_to,
+            )
+        return [row for row in rows if row is not None], total
+
+    async def cdrs_page(
+        self,
+        partner_id: int,
+        *,
+        offset: int,
+        limit: int,
+        date_from: datetime | None,
+        date_to: datetime | None,
+    ) -> tuple[list[str], int]:
+        async with self._db.read() as session:
+            stmt = select(CdrRow.document).where(CdrRow.partner_id == partner_id)
+            rows, total = await fetch_page(
+                session,
+                stmt,
+                last_updated=col(CdrRow.last_updated),
+                key=col(CdrRow.id),
+                offset=offset,
+                limit=limit,
+                date_from=date_from,
+                date_to=date_to,
+            )
+        return list(rows), total
+
+    async def session(self, session_id: str) -> SessionRow | None:
+        async with self._db.read() as session:
+            return await session.get(SessionRow, session_id)
+
+    async def cdr(self, cdr_id: str) -> CdrRow | None:
+        async with self._db.read() as session:
+            return await session.get(CdrRow, cdr_id)
+
+    async def cdr_of_session(self, session_id: str) -> CdrRow | None:
+        async with self._db.read() as session:
+            stmt = select(CdrRow).where(CdrRow.session_id == session_id)
+            return (await session.exec(stmt)).first()
+
+    async def save_cdr_location(self, cdr_id: str, url: str) -> None:
+        async with self._db.transaction() as uow:
+            row = await uow.session.get(CdrRow, cdr_id)
+            if row is not None:
+                row.location_url = url[:512]
+                uow.session.add(row)

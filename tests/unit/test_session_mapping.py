@@ -1,0 +1,151 @@
+"""Pure pieces of the session mapping: meter readings to samples, the session timeline, charging
+vs parking states, signed data."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from bridge.mapping import sessions as mapping
+from bridge.mapping.tariffs import ChargeState
+from csms.domain.model import (
+    ChargingState,
+    ConnectorStatus,
+    MeterReading,
+    ReadingContext,
+    SignedMeterValue,
+)
+
+T0 = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
+
+
+def reading(
+    measurand: str,
+    value: str,
+    unit: str,
+    *,
+    minutes: int = 0,
+    phase: str | None = None,
+    location: str = "Outlet",
+) -> MeterReading:
+    return MeterReading(
+        sampled_at=T0 + timedelta(minutes=minutes),
+        measurand=measurand,
+        value=Decimal(value),
+        unit=unit,
+        phase=phase,
+        location=location,
+    )
+
+
+def test_samples_group_by_instant_and_sum_phases() -> None:
+    samples = mapping.samples_of(
+        [
+            reading("Energy.Active.Import.Register", "1000", "Wh"),
+            reading("Power.Active.Import", "7400", "W"),
+            reading("Current.Import", "10", "A", phase="L1"),
+            reading("Current.Import", "11", "A", phase="L2"),
+            reading("Current.Import", "12", "A", phase="L3"),
+            reading("Energy.Active.Import.Register", "600", "Wh", minutes=5, phase="L1"),
+            reading("Energy.Active.Import.Register", "700", "Wh", minutes=5, phase="L2"),
+            reading("Energy.Active.Import.Register", "9999", "Wh", minutes=9, location="Inlet"),
+            reading("SoC", "55", "Percent", minutes=7),
+        ]
+    )
+    assert samples == [
+        mapping.Sample(at=T0, register_wh=1000, power_w=Decimal(7400), current_a=Decimal(33)),
+        mapping.Sample(at=T0 + timedelta(minutes=5), register_wh=1300),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("status", "state"),
+    [
+        (ConnectorStatus.CHARGING, ChargeState.CHARGING),
+        (ConnectorStatus.SUSPENDED_EVSE, ChargeState.CHARGING),
+        (ConnectorStatus.SUSPENDED_EV, ChargeState.PARKING),
+        (ConnectorStatus.PREPARING, None),
+        (ConnectorStatus.FINISHING, None),
+        (ConnectorStatus.AVAILABLE, None),
+    ],
+)
+def test_16_statuses_to_states(status: ConnectorStatus, state: ChargeState | None) -> None:
+    assert mapping.state_of_status(status) is state
+
+
+@pytest.mark.parametrize(
+    ("charging", "state"),
+    [
+        (ChargingState.CHARGING, ChargeState.CHARGING),
+        (ChargingState.SUSPENDED_EVSE, ChargeState.CHARGING),
+        (ChargingState.SUSPENDED_EV, ChargeState.PARKING),
+        (ChargingState.EV_CONNECTED, ChargeState.PARKING),
+        (ChargingState.IDLE, ChargeState.PARKING),
+    ],
+)
+def test_201_charging_states(charging: ChargingState, state: ChargeState) -> None:
+    assert mapping.state_of_charging_state(charging) is state
+
+
+def test_usage_round_trips_and_ignores_repeated_states() -> None:
+    usage = mapping.Usage()
+    assert usage.change_state(T0, ChargeState.CHARGING)
+    assert not usage.change_state(T0 + timedelta(minutes=1), ChargeState.CHARGING)
+    assert usage.change_state(T0 + timedelta(minutes=30), ChargeState.PARKING)
+    usage.add_point(T0 + timedelta(minutes=10), 3000, Decimal("11000.5"), None)
+    usage.add_point(T0 + timedelta(minutes=5), 1500, None, Decimal(16))
+    usage.signed.append({"nature": "Start", "signed_data": "abc"})
+    again = mapping.Usage.from_json(usage.to_json())
+    assert again == usage
+    assert [at for at, *_ in again.meter] == [T0 + timedelta(minutes=5), T0 + timedelta(minutes=10)]
+    assert again.energy_wh() == 3000
+    assert again.energy_wh(until=T0 + timedelta(minutes=7)) == 1500
+
+
+def test_a_session_that_starts_later_counts_energy_from_its_start() -> None:
+    """2.0.1: the cable came first, the token 5 minutes later (the session's start)."""
+    usage = mapping.Usage()
+    usage.change_state(T0, ChargeState.CHARGING)
+    usage.add_point(T0 + timedelta(minutes=5), 500, None, None)
+    usage.add_point(T0 + timedelta(minutes=15), 2500, None, None)
+    start = T0 + timedelta(minutes=5)
+    engine = usage.engine_usage(start, T0 + timedelta(minutes=20))
+    assert [(p.at, p.energy_wh) for p in engine.meter] == [
+        (start, 0),
+        (T0 + timedelta(minutes=15), 2000),
+    ]
+    assert engine.states[0].at == start
+    assert usage.energy_since(start) == 2000
+
+
+def test_signed_values_become_signed_data() -> None:
+    signed = mapping.signed_values_of(
+        [
+            MeterReading(
+                sampled_at=T0,
+                measurand="Energy.Active.Import.Register",
+                value=Decimal(1000),
+                unit="Wh",
+                context=ReadingContext.TRANSACTION_BEGIN,
+                signed=SignedMeterValue(data="U0lHTkVE", encoding_method="OCMF", public_key="KEY"),
+            ),
+            MeterReading(
+                sampled_at=T0 + timedelta(hours=1),
+                measurand="Energy.Active.Import.Register",
+                value=None,
+                unit="Wh",
+                context=ReadingContext.TRANSACTION_END,
+                signed=SignedMeterValue(data="RU5E"),
+            ),
+        ]
+    )
+    data = mapping.signed_data(signed)
+    assert data is not None
+    assert (data.encoding_method, data.public_key) == ("OCMF", "KEY")
+    assert [(v.nature, v.plain_data, v.signed_data) for v in data.signed_values] == [
+        ("Start", "1000", "U0lHTkVE"),
+        ("End", "RU5E", "RU5E"),
+    ]
+    assert mapping.signed_data([]) is None
