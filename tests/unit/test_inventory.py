@@ -1166,7 +1166,8 @@ def test_site_file_refuses_an_unknown_top_level_key() -> None:
     with pytest.raises(SiteFileError) as exc:
         parse_site({"chargers": [], "location": [{"id": "L"}]}, "site.toml")
     assert str(exc.value) == (
-        "site.toml: unknown top-level key 'location' (expected chargers, tokens, locations)"
+        "site.toml: unknown top-level key 'location' "
+        "(expected chargers, tokens, locations, tariffs)"
     )
 
 
