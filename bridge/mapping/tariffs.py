@@ -64,6 +64,15 @@ Resolved ambiguities (design section 5 and reference section 7):
   (``incl / excl``, 1 when ``excl`` is 0).
 - Money is ``Money`` (this module's frozen excl/incl pair, both always present); ``to_price``
   converts to ``bridge.ocpi.numbers.Price`` for a CDR.
+- Resolution: interpolated instants (threshold crossings) are placed on a microsecond grid,
+  interpolated energy on a micro-Wh grid (the energy at a ``min_kwh``/``max_kwh`` boundary is
+  the threshold itself) and power/current on a 1e-9 grid. Amounts are kept as exact
+  numerators and divided once per reported figure, so a total that is exactly on a half cent
+  rounds as it should and describing the same curve with more meter points changes nothing.
+- A consequence of the spec's step_size rule, kept as is: when elements of one dimension
+  differ in step_size or price, a longer session or more energy can cost less (the rounding
+  moves to the last element used, or parking appearing stops the charging time from being
+  rounded).
 """
 
 from __future__ import annotations
@@ -389,6 +398,13 @@ class _Timeline:
         return state
 
 
+def _state(value: str) -> ChargeState:
+    try:
+        return ChargeState(value)
+    except ValueError:
+        raise TariffEngineError(f"unknown charge state {value!r}") from None
+
+
 def _timeline(usage: SessionUsage) -> _Timeline:
     start = _utc(usage.start, "start")
     end = _utc(usage.end, "end")
@@ -396,7 +412,7 @@ def _timeline(usage: SessionUsage) -> _Timeline:
         raise TariffEngineError(f"end {end.isoformat()} is before start {start.isoformat()}")
     if not usage.states:
         raise TariffEngineError("states is empty: the state at the session start is needed")
-    changes = [(_utc(change.at, "state change"), change.state) for change in usage.states]
+    changes = [(_utc(change.at, "state change"), _state(change.state)) for change in usage.states]
     if changes[0][0] > start:
         raise TariffEngineError(
             f"the first state is at {changes[0][0].isoformat()}, after start {start.isoformat()}"
@@ -415,7 +431,7 @@ def _timeline(usage: SessionUsage) -> _Timeline:
             if inner and inner[-1][0] == offset:
                 inner.pop()
             inner.append((offset, state))
-    states = [(_ZERO, ChargeState(initial)), *((o, ChargeState(st)) for o, st in inner)]
+    states = [(_ZERO, initial), *inner]
     return _Timeline(start=start, end=end, length=length, states=tuple(states))
 
 

@@ -13,6 +13,7 @@ Sessions are Location-local in Europe/Amsterdam (CET +01:00 in winter, CEST +02:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -507,6 +508,15 @@ def test_tariff_18_bills_the_expiry_rate_when_the_reservation_expires() -> None:
     assert costing.periods[0].components[TariffDimensionType.TIME].element_index == 0
 
 
+def test_put_example_bills_per_5_minutes_when_completed_with_last_updated() -> None:
+    # The PUT body example lacks last_updated (refused as a Tariff, see test_tariff_model).
+    body = json.loads((EXAMPLES / "tariff_put_example.json").read_text(encoding="utf-8"))
+    tariff = Tariff.model_validate(body | {"last_updated": "2015-06-29T20:39:09Z"})
+    costing = price(tariff, session(MONDAY, charging(62, 7_000)))
+    # 62 -> 65 min (step 300 s) * 2.00/h = 2.1667 -> 2.17; 10 % VAT: 2.3833 -> 2.38
+    assert billed(costing) == eur("2.17", "2.38")
+
+
 def test_max_duration_example_is_0_30_when_40_minutes() -> None:
     tariff = example("tariffrestriction_example_max_duration")
     costing = price(tariff, session(MONDAY, charging(30, 5_000), charging(10, 1_200)))
@@ -996,6 +1006,14 @@ LATER = MONDAY + timedelta(hours=1)
             ),
             "must be an int",
         ),
+        (
+            SessionUsage(
+                start=MONDAY,
+                end=LATER,
+                states=(StateChange(at=MONDAY, state="charge"),),  # type: ignore[arg-type]
+            ),
+            "unknown charge state",
+        ),
     ],
 )
 def test_pricing_is_refused_when_usage_is_invalid(usage: SessionUsage, message: str) -> None:
@@ -1045,7 +1063,7 @@ ALL_TARIFFS = [*EXAMPLE_TARIFFS.values(), holiday_tariff(), MIXED_STEPS]
 # Cost is not monotone in general under the spec's step_size rule (reference 4.5 item 4): the
 # rounding of a total is billed with the last element used, so when elements of one dimension
 # differ in step_size and price, more time or more energy can move that rounding to a cheaper
-# element or shrink it (see the two tests at the end of this file). The monotonicity
+# element or shrink it (see the three tests at the end of this file). The monotonicity
 # properties leave out such tariffs: MIXED_STEPS (ENERGY steps 1 and 250 Wh at different
 # prices) for energy and time, tariff_4 and tariff_14 (TIME/PARKING_TIME elements with
 # different steps and prices) for time; more energy does not change their time costs.
@@ -1218,3 +1236,20 @@ def test_cost_can_drop_when_one_more_second_reaches_a_cheaper_element() -> None:
     # 601 s at 2.00 = 0.33389 + Saturday 1 s, total 602 -> 1200 s: 599 s at 1.25 = 0.20799:
     # 2.50 + 0.541875 = 3.041875 (2.875 + 0.65025 = 3.52525)
     assert after.total_cost == eur("3.041875", "3.52525")
+
+
+def test_cost_can_drop_when_more_energy_leaves_an_element_with_a_large_step() -> None:
+    # The ENERGY total is rounded with the step of the last element used (reference 4.5 item 4).
+    tariff = custom(
+        [
+            {
+                "price_components": [{"type": "ENERGY", "price": 0.30, "step_size": 1000}],
+                "restrictions": {"max_kwh": 1.5},
+            },
+            {"price_components": [{"type": "ENERGY", "price": 0.10, "step_size": 1}]},
+        ]
+    )
+    # 1.001 kWh, all in element 0: rounded up to 2 kWh at 0.30 = 0.60
+    assert price(tariff, session(MONDAY, charging(60, 1_001))).total_cost == eur("0.60")
+    # 1.6 kWh: 1.5 kWh at 0.30 = 0.45 + 0.1 kWh at 0.10 (step 1 Wh) = 0.01: 0.46
+    assert price(tariff, session(MONDAY, charging(60, 1_600))).total_cost == eur("0.46")
