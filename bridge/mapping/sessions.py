@@ -107,7 +107,7 @@ class Sample:
 def samples_of(readings: Iterable[MeterReading]) -> list[Sample]:
     """Group readings by their timestamp: the energy import register (phase-less preferred,
     else the sum of the phases), the active import power likewise, the import current summed
-    over phases. Readings of the inlet (not the outlet) are ignored."""
+    over phases (both clamped at 0). Readings of the inlet (not the outlet) are ignored."""
     by_time: dict[datetime, list[MeterReading]] = {}
     for reading in readings:
         if reading.location == "Outlet" and reading.value is not None:
@@ -119,12 +119,17 @@ def samples_of(readings: Iterable[MeterReading]) -> list[Sample]:
         sample = Sample(
             at=at,
             register_wh=to_wh(register) if register is not None else None,
-            power_w=_overall(group, POWER_IMPORT, "W"),
-            current_a=_summed(group, CURRENT_IMPORT, "A"),
+            power_w=_not_negative(_overall(group, POWER_IMPORT, "W")),
+            current_a=_not_negative(_summed(group, CURRENT_IMPORT, "A")),
         )
         if sample != Sample(at=at):
             samples.append(sample)
     return samples
+
+
+def _not_negative(value: Decimal | None) -> Decimal | None:
+    """Import power and current are never negative; a noisy reading below 0 counts as 0."""
+    return None if value is None else max(value, Decimal(0))
 
 
 def _overall(group: Sequence[MeterReading], measurand: str, unit: str) -> Decimal | None:

@@ -149,3 +149,16 @@ def test_signed_values_become_signed_data() -> None:
         ("End", "RU5E", "RU5E"),
     ]
     assert mapping.signed_data([]) is None
+
+
+def test_noisy_negative_power_and_current_count_as_zero() -> None:
+    """The tariff engine refuses negative power: a charger's noise must not stop the sessions
+    projection."""
+    (sample,) = mapping.samples_of(
+        [
+            reading("Energy.Active.Import.Register", "1000", "Wh"),
+            reading("Power.Active.Import", "-3", "W"),
+            reading("Current.Import", "-0.1", "A"),
+        ]
+    )
+    assert (sample.power_w, sample.current_a) == (Decimal(0), Decimal(0))
