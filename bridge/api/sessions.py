@@ -73,19 +73,22 @@ async def put_charging_preferences(
     row = await _reader(platform).session(session_id)
     if row is None or row.partner_id != routed.caller.partner.id or row.document is None:
         raise UnknownSession(f"unknown session {session_id!r}")
-    location = (
-        platform.locations
-        and row.location_id
-        and (await platform.locations.published(row.location_id))
-    )
-    evse = (
-        next((e for e in (location.evses or ()) if e.uid == row.evse_uid), None)
-        if location
-        else None
-    )
-    if evse is None or Capability.CHARGING_PREFERENCES_CAPABLE not in (evse.capabilities or ()):
+    if not await _takes_preferences(platform, row.location_id, row.evse_uid):
         raise UnknownSession(f"the EVSE of session {session_id!r} takes no charging preferences")
     return ocpi_response(raw_data=ChargingPreferencesResponse.NOT_POSSIBLE.value)
+
+
+async def _takes_preferences(
+    platform: Platform, location_id: str | None, evse_uid: str | None
+) -> bool:
+    """Whether the session's EVSE is CHARGING_PREFERENCES_CAPABLE."""
+    if platform.locations is None or location_id is None:
+        return False
+    location = await platform.locations.published(location_id)
+    if location is None:
+        return False
+    evse = next((e for e in location.evses or () if e.uid == evse_uid), None)
+    return evse is not None and Capability.CHARGING_PREFERENCES_CAPABLE in (evse.capabilities or ())
 
 
 @cdrs_router.get("")

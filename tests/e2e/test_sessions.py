@@ -327,6 +327,16 @@ async def test_a_session_gives_puts_patches_and_one_cdr_right_to_the_cent(
         tariffs = await emsp.driver.call("tariffs", "GET", "")
         assert [t["id"] for t in tariffs.data] == ["T1"]
 
+        # Charging preferences: the EVSE does not take them; an unknown session is not found.
+        preferences = {"profile_type": "CHEAP"}
+        for path in (f"/{cdr['id']}/charging_preferences", "/NOPE/charging_preferences"):
+            answer = await emsp.driver.call("sessions", "PUT", path, body=preferences)
+            assert (answer.http_status, answer.status_code) == (404, 2001), answer.describe()
+        bad = await emsp.driver.call(
+            "sessions", "PUT", f"/{cdr['id']}/charging_preferences", body={"profile_type": "X"}
+        )
+        assert bad.status_code == 2001
+
         # Nothing of it went to the other eMSP, nor does it see it.
         assert session_requests(other) == []
         assert cdr_posts(other) == []
