@@ -185,8 +185,15 @@ async def test_registration_stands_when_the_initial_push_cannot_be_queued(
 
 
 async def facts_of(app: BridgeApp, charger_id: str, evses: int) -> None:
+    """Wait until the charger reported ``evses`` EVSEs, each with its connectors (a 2.0.1
+    station's EVSEs may be known, from an earlier report, before their connectors)."""
+
+    async def reported() -> bool:
+        facts = (await app.chargers.charger_facts())[charger_id]
+        return len(facts.evses) >= evses and all(e.connectors for e in facts.evses)
+
     async with asyncio.timeout(5):
-        while len((await app.chargers.charger_facts())[charger_id].evses) < evses:
+        while not await reported():
             await asyncio.sleep(0.02)
 
 
