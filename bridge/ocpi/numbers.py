@@ -11,7 +11,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
-from pydantic import AfterValidator, BeforeValidator, PlainSerializer
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer, StringConstraints
 
 from bridge.ocpi.models import OcpiModel
 
@@ -58,6 +58,10 @@ def _non_negative(value: Decimal) -> Decimal:
 
 
 NonNegativeNumber = Annotated[OcpiNumber, AfterValidator(_non_negative)]
+
+
+CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+"""ISO 4217 currency code: three upper-case letters."""
 
 
 class Price(OcpiModel):

@@ -45,7 +45,7 @@ from pydantic import (
 
 from bridge.ocpi.locations import CiString36, OcpiDateTime, TokenType
 from bridge.ocpi.models import CountryCode, OcpiModel, PartyId
-from bridge.ocpi.numbers import NonNegativeNumber, OcpiNumber, Price
+from bridge.ocpi.numbers import CurrencyCode, NonNegativeNumber, OcpiNumber, Price
 from bridge.ocpi.tokens import ProfileType
 from bridge.ocpi.wire import format_datetime
 
@@ -66,7 +66,6 @@ __all__ = [
     "check_period_order",
 ]
 
-CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 """ISO 4217 alphabetic currency code, e.g. ``EUR``."""
 
 _String255 = Annotated[str, StringConstraints(min_length=1, max_length=255)]

@@ -44,7 +44,7 @@ from pydantic import AfterValidator, Field, StringConstraints, field_validator, 
 
 from bridge.ocpi.locations import CiString36, DisplayText, EnergyMix, OcpiDateTime
 from bridge.ocpi.models import CountryCode, OcpiModel, PartyId, Url
-from bridge.ocpi.numbers import NonNegativeNumber, Price
+from bridge.ocpi.numbers import CurrencyCode, NonNegativeNumber, Price
 
 __all__ = [
     "DayOfWeek",
@@ -119,7 +119,6 @@ LocalDate = Annotated[
 ]
 """``YYYY-MM-DD`` local calendar date (kept as text so it is written back unchanged)."""
 
-CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 StepSize = Annotated[int, Field(strict=True, ge=0)]
 Seconds = Annotated[int, Field(strict=True, ge=0)]
 
