@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import re
+import tomllib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -39,6 +40,8 @@ site_app = typer.Typer(no_args_is_help=True, help="The site file: chargers, toke
 locations_app = typer.Typer(no_args_is_help=True, help="OCPI Locations as stored")
 app.add_typer(site_app, name="site")
 app.add_typer(locations_app, name="locations")
+tariffs_app = typer.Typer(no_args_is_help=True, help="The operator's OCPI Tariffs")
+app.add_typer(tariffs_app, name="tariffs")
 
 T = TypeVar("T")
 
@@ -426,14 +429,21 @@ def site_reload(path: SiteFile = None) -> None:
         return await bridge.apply_site(load_site(site_path))
 
     report = _site_run(reload)
+    _print_report(report)
+    if report.tariffs is not None:
+        typer.echo("tariffs:")
+        _print_report(report.tariffs, indent="  ")
+
+
+def _print_report(report: ApplyReport, indent: str = "") -> None:
     for name, ids in (
         ("created", report.created),
         ("updated", report.updated),
         ("removed", report.removed),
         ("unchanged", report.unchanged),
     ):
-        typer.echo(f"{name}: {', '.join(ids) if ids else '-'}")
-    typer.echo(f"pushes queued: {report.pushes}")
+        typer.echo(f"{indent}{name}: {', '.join(ids) if ids else '-'}")
+    typer.echo(f"{indent}pushes queued: {report.pushes}")
 
 
 @locations_app.command("list")
@@ -463,3 +473,87 @@ def locations_push(
         return await bridge.locations.send_all(await bridge.partners.get(partner_id))
 
     typer.echo(f"pushes queued: {_run(push)}")
+
+
+@tariffs_app.command("list")
+def tariffs_list() -> None:
+    """List every Tariff with where it was described (site file or admin API/CLI)."""
+
+    async def rows(bridge: BridgeApp) -> list[str]:
+        return [
+            f"{t.id}\t{origin}\t{t.currency}\t{len(t.elements)}\t{t.last_updated.isoformat()}"
+            for origin, t in await bridge.sites.tariffs()
+        ]
+
+    typer.echo("tariff_id\torigin\tcurrency\telements\tlast_updated")
+    for row in _run(rows):
+        typer.echo(row)
+
+
+@tariffs_app.command("show")
+def tariffs_show(tariff_id: Annotated[str, typer.Argument()]) -> None:
+    """Print one Tariff as the OCPI JSON partners receive."""
+
+    async def find(bridge: BridgeApp) -> dict[str, Any] | None:
+        for _origin, tariff in await bridge.sites.tariffs():
+            if tariff.id.upper() == tariff_id.upper():
+                return tariff.model_dump(mode="json", exclude_none=True)
+        return None
+
+    found = _run(find)
+    if found is None:
+        typer.echo(f"error: unknown tariff {tariff_id!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(json.dumps(found, indent=2))
+
+
+@tariffs_app.command("put")
+def tariffs_put(
+    path: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            help="A JSON or TOML file with one tariff, written like a [[tariffs]] entry",
+        ),
+    ],
+) -> None:
+    """Create or replace one Tariff and queue its PUT to every partner with a tariffs
+    RECEIVER. A site reload leaves it alone unless the site file names it."""
+    entry = _tariff_entry(path)
+
+    async def put(bridge: BridgeApp) -> ApplyReport:
+        return await bridge.sites.put_tariff(entry, str(entry.get("id", "")))
+
+    _print_report(_site_run(put))
+
+
+@tariffs_app.command("delete")
+def tariffs_delete(tariff_id: Annotated[str, typer.Argument()]) -> None:
+    """Delete a Tariff that no connector uses any more and queue its DELETE to partners
+    (sessions keep the copy taken at their start)."""
+
+    async def delete(bridge: BridgeApp) -> ApplyReport | None:
+        return await bridge.sites.remove_tariff(tariff_id)
+
+    report = _site_run(delete)
+    if report is None:
+        typer.echo(f"error: unknown tariff {tariff_id!r}", err=True)
+        raise typer.Exit(1)
+    _print_report(report)
+
+
+def _tariff_entry(path: Path) -> dict[str, Any]:
+    """The tariff in ``path``: a JSON object, or a TOML table (top level or one [[tariffs]])."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        data: Any = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        typer.echo(f"error: {path}: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    if isinstance(data, dict) and list(data) == ["tariffs"] and isinstance(data["tariffs"], list):
+        data = data["tariffs"][0] if len(data["tariffs"]) == 1 else None
+    if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+        typer.echo(f"error: {path}: expected one tariff object with an 'id'", err=True)
+        raise typer.Exit(1)
+    return data

@@ -68,15 +68,19 @@ class ApplyReport:
     unchanged: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     pushes: int = 0
+    tariffs: ApplyReport | None = None  # a site's Tariffs, applied with its Locations
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        report: dict[str, Any] = {
             "created": self.created,
             "updated": self.updated,
             "unchanged": self.unchanged,
             "removed": self.removed,
             "pushes": self.pushes,
         }
+        if self.tariffs is not None:
+            report["tariffs"] = self.tariffs.as_dict()
+        return report
 
 
 class PartnerDirectory:

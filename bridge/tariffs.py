@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -24,6 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bridge.identity import CpoIdentity
 from bridge.inventory import InventoryError
+from bridge.locations import ORIGIN_SITE, ApplyReport
 from bridge.ocpi.models import InterfaceRole, ModuleID, validation_details
 from bridge.ocpi.tariffs import Tariff
 from bridge.partners import Partner
@@ -98,22 +98,6 @@ async def tariffs_by_ids(session: AsyncSession, ids: Sequence[str]) -> list[Tari
     return [by_key[key] for key in keys if key in by_key]
 
 
-@dataclass(kw_only=True)
-class TariffReport:
-    created: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    pushes: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "created": self.created,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "pushes": self.pushes,
-        }
-
-
 class TariffService:
     def __init__(
         self,
@@ -144,10 +128,24 @@ class TariffService:
         async with self._db.read() as session:
             return set((await session.exec(select(TariffRow.key))).all())
 
-    async def apply(self, tariffs: Sequence[Tariff], *, origin: str = "site") -> TariffReport:
-        """Store new and changed tariffs (an unchanged one keeps its ``last_updated``) and
-        queue their PUT to every partner with a tariffs RECEIVER."""
-        report = TariffReport()
+    async def origins(self) -> dict[str, str]:
+        """Every stored tariff's key (upper-cased id) and where it was described."""
+        async with self._db.read() as session:
+            rows = (await session.exec(select(TariffRow.key, TariffRow.origin))).all()
+        return dict(rows)
+
+    async def apply(
+        self,
+        tariffs: Sequence[Tariff],
+        *,
+        origin: str = ORIGIN_SITE,
+        remove: Collection[str] = (),
+    ) -> ApplyReport:
+        """Store new and changed tariffs (an unchanged one keeps its ``last_updated``), delete
+        the ``remove`` ids, and queue a PUT or DELETE of each to every partner with a tariffs
+        RECEIVER, all in one transaction. The caller checks that no connector still refers to
+        a removed tariff (sessions keep a copy of theirs)."""
+        report = ApplyReport()
         receivers = await self._receivers()
         async with self._db.transaction() as uow:
             requests: list[PushRequest] = []
@@ -157,6 +155,8 @@ class TariffService:
                     Tariff.model_validate_json(row.document)
                 ) == _content(tariff):
                     report.unchanged.append(tariff.id)
+                    row.origin = origin
+                    uow.session.add(row)
                     continue
                 (report.updated if row is not None else report.created).append(tariff.id)
                 row = row or TariffRow(
@@ -165,10 +165,19 @@ class TariffService:
                     last_updated=tariff.last_updated,
                     document="",
                 )
+                row.origin = origin
                 row.last_updated = tariff.last_updated
                 row.document = tariff.model_dump_json(exclude_none=True)
                 uow.session.add(row)
                 requests += [self._put(partner, tariff) for partner in receivers]
+            for key in sorted({k.upper() for k in remove}):
+                row = await uow.session.get(TariffRow, key)
+                if row is None:
+                    continue
+                gone = Tariff.model_validate_json(row.document)
+                await uow.session.delete(row)
+                report.removed.append(gone.id)
+                requests += [self._delete(partner, gone) for partner in receivers]
             await enqueue(uow.session, requests, now=self._clock(), coalesce=False)
             report.pushes = len(requests)
         if report.pushes:
@@ -227,6 +236,17 @@ class TariffService:
             for p in partners
             if p.registered and p.endpoint_url(ModuleID.TARIFFS, InterfaceRole.RECEIVER)
         ]
+
+    @staticmethod
+    def _delete(partner: Partner, tariff: Tariff) -> PushRequest:
+        return PushRequest(
+            partner_id=partner.id,
+            module=ModuleID.TARIFFS,
+            method="DELETE",
+            path=_path(tariff),
+            body={},
+            ordering_key=f"tariffs/{tariff.id.upper()}",
+        )
 
     @staticmethod
     def _put(partner: Partner, tariff: Tariff) -> PushRequest:

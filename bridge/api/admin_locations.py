@@ -1,6 +1,6 @@
-"""Operator API for sites (``/admin/locations``, ``/admin/site/reload``), the HTTP twin of
-``ocpi-bridge site ...``. A description with any problem is refused whole (status 2001, HTTP
-400, every problem listed) and changes nothing."""
+"""Operator API for sites (``/admin/locations``, ``/admin/tariffs``, ``/admin/site/reload``),
+the HTTP twin of ``ocpi-bridge site|tariffs ...``. A description with any problem is refused
+whole (status 2001, HTTP 400, every problem listed) and changes nothing."""
 
 from __future__ import annotations
 
@@ -35,6 +35,18 @@ class Refused(MalformedRequest):
     pass
 
 
+def _described(kind: str, object_id: str, body: Any) -> dict[str, Any]:
+    """The JSON object describing a ``kind`` whose id (if the body has one) is the URL's."""
+    if not isinstance(body, dict):
+        raise Refused(f"expected a JSON object describing the {kind}")
+    body_id = body.get("id")
+    if body_id is not None and (
+        not isinstance(body_id, str) or body_id.upper() != object_id.upper()
+    ):
+        raise Refused(f"id in the body ({body_id!r}) differs from the URL ({object_id!r})")
+    return body
+
+
 @router.get("/locations")
 async def list_locations(_admin: Admin, platform: Platform) -> Response:
     """Every Location (published or not) as stored, with where it was described."""
@@ -50,13 +62,7 @@ async def list_locations(_admin: Admin, platform: Platform) -> Response:
 async def put_location(
     location_id: str, _admin: Admin, platform: Platform, body: JsonBody
 ) -> Response:
-    if not isinstance(body, dict):
-        raise Refused("expected a JSON object describing the location")
-    body_id = body.get("id")
-    if body_id is not None and (
-        not isinstance(body_id, str) or body_id.upper() != location_id.upper()
-    ):
-        raise Refused(f"id in the body ({body_id!r}) differs from the URL ({location_id!r})")
+    body = _described("location", location_id, body)
     try:
         report = await _sites(platform).put_location(body, location_id)
     except (InventoryError, LocationConflict) as exc:
@@ -80,4 +86,37 @@ async def reload_site(_admin: Admin, platform: Platform) -> Response:
         report = await _sites(platform).reload()
     except (SiteFileError, InventoryError, LocationConflict, FileNotFoundError, CsmsError) as exc:
         raise Refused(str(exc)) from exc
+    return _report(report)
+
+
+@router.get("/tariffs")
+async def list_tariffs(_admin: Admin, platform: Platform) -> Response:
+    """Every Tariff as stored, with where it was described."""
+    data: list[dict[str, Any]] = [
+        {"origin": origin, "tariff": tariff.model_dump(mode="json", exclude_none=True)}
+        for origin, tariff in await _sites(platform).tariffs()
+    ]
+    return ocpi_response(raw_data=data)
+
+
+@router.put("/tariffs/{tariff_id}")
+async def put_tariff(tariff_id: str, _admin: Admin, platform: Platform, body: JsonBody) -> Response:
+    """Create or replace a Tariff described like a ``[[tariffs]]`` entry; PUT to partners."""
+    body = _described("tariff", tariff_id, body)
+    try:
+        report = await _sites(platform).put_tariff(body, tariff_id)
+    except InventoryError as exc:
+        raise Refused(str(exc)) from exc
+    return _report(report, 201 if report.created else 200)
+
+
+@router.delete("/tariffs/{tariff_id}")
+async def remove_tariff(tariff_id: str, _admin: Admin, platform: Platform) -> Response:
+    """Delete a Tariff no connector uses any more; DELETE to partners."""
+    try:
+        report = await _sites(platform).remove_tariff(tariff_id)
+    except InventoryError as exc:
+        raise Refused(str(exc)) from exc
+    if report is None:
+        raise NotFound(f"unknown tariff {tariff_id!r}")
     return _report(report)

@@ -30,8 +30,8 @@ from bridge.ocpi.models import ModuleID
 if TYPE_CHECKING:
     from sqlmodel.ext.asyncio.session import AsyncSession
 
-Method = Literal["PUT", "PATCH", "POST"]
-METHODS: tuple[Method, ...] = ("PUT", "PATCH", "POST")
+Method = Literal["PUT", "PATCH", "POST", "DELETE"]
+METHODS: tuple[Method, ...] = ("PUT", "PATCH", "POST", "DELETE")
 KEY_MAX_LENGTH = 255  # ordering_key, coalesce_key and fallback are stored as string(255)
 
 
@@ -70,7 +70,7 @@ class PushRequest:
             raise ValueError("give exactly one of path and url")
         if self.url is not None and not self.url.startswith(("http://", "https://")):
             raise ValueError("url must be an absolute http(s) URL")
-        if self.fallback is not None and self.method == "POST":
+        if self.fallback is not None and self.method not in ("PUT", "PATCH"):
             raise ValueError("fallback is for PUT and PATCH requests only")
         for name in ("ordering_key", "coalesce_key", "fallback"):
             value = getattr(self, name)

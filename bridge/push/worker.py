@@ -294,7 +294,7 @@ class OutboxWorker:
             url,
             token=token,
             encode_token=partner.encode_token,
-            body=entry.body,
+            body=None if entry.method == "DELETE" else entry.body,
             routing=self._routing(partner),
         )
         if reply.ok:

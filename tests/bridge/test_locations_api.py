@@ -663,6 +663,7 @@ async def test_reloading_the_same_site_changes_no_last_updated_and_queues_nothin
             "unchanged": ["LOC-A", "LOC-B", "LOC-HIDDEN"],
             "removed": [],
             "pushes": 0,
+            "tariffs": {"created": [], "updated": [], "unchanged": [], "removed": [], "pushes": 0},
         }
     after = await pull_all(emsp)
     assert after.objects == before.objects

@@ -910,6 +910,12 @@ def test_cli_site_check_reload_and_locations_list(tmp_path: Path, files: tuple[P
         "removed: -",
         "unchanged: -",
         "pushes queued: 0",
+        "tariffs:",
+        "  created: -",
+        "  updated: -",
+        "  removed: -",
+        "  unchanged: -",
+        "  pushes queued: 0",
     ]
     # Again, the configured site file when no path is given: nothing changes.
     second = run_cli(tmp_path, "site", "reload", OCPI_BRIDGE_SITE_FILE=str(good))
@@ -920,6 +926,12 @@ def test_cli_site_check_reload_and_locations_list(tmp_path: Path, files: tuple[P
         "removed: -",
         "unchanged: LOC-A, LOC-B, LOC-H",
         "pushes queued: 0",
+        "tariffs:",
+        "  created: -",
+        "  updated: -",
+        "  removed: -",
+        "  unchanged: -",
+        "  pushes queued: 0",
     ]
 
     listed = run_cli(tmp_path, "locations", "list")
