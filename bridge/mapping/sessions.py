@@ -396,6 +396,8 @@ def signed_data(signed: Sequence[dict[str, Any]]) -> SignedData | None:
         for s in signed
     ]
     signing = next((s["signing_method"] for s in signed if s.get("signing_method")), None)
+    if encoding is None and all(s["signed_data"].startswith("OCMF|") for s in signed):
+        encoding = "OCMF"  # 1.6 SignedData names no format; an OCMF record names itself
     return SignedData(
         encoding_method=(encoding or signing or "UNKNOWN")[:36],
         public_key=public_key[:512] if public_key else None,

@@ -25,6 +25,7 @@ Tariff T1 (EUR): FLAT 0.50 (VAT 20 %); ENERGY 0.25/kWh and TIME 2.00/h (VAT 10 %
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -390,3 +391,217 @@ async def test_restart_mid_session_and_emsp_down_at_the_end_still_one_cdr(
             assert money(cdr) == EXPECTED_CDR_TOTALS
             (session,) = await all_rows(app2, SessionRow)
             assert session.status == "COMPLETED"
+
+
+# --- offline: the same messages delivered after a reconnect give the same Session and CDR ------
+
+
+async def messages_16(sim: Any) -> None:
+    """A 1.6 charger queues only transaction messages while offline (no StatusNotification),
+    so this session has no parking: the vehicle charges until the stop."""
+    started = await sim.start_transaction(1, TOKEN, 10_000, timestamp=at(0))
+    tx = started["transactionId"]
+    for minutes, wh in ((10, 13_000), (20, 16_000), (30, 19_000)):
+        await sim.meter_values(1, [register(wh)], transaction_id=tx, timestamp=at(minutes))
+    await stop_16(sim, tx)
+
+
+async def messages_201(sim: Any) -> None:
+    await sim.transaction_event(
+        "Started",
+        "TX-MONEY",
+        "Authorized",
+        timestamp=at(0),
+        evse=(1, 1),
+        id_token=(TOKEN, "ISO14443"),
+        charging_state="Charging",
+        meter_value=sampled_201(10_000, 0, "Transaction.Begin"),
+    )
+    for minutes, wh in ((10, 13_000), (20, 16_000), (30, 19_000)):
+        await sim.transaction_event(
+            "Updated",
+            "TX-MONEY",
+            "MeterValuePeriodic",
+            timestamp=at(minutes),
+            meter_value=sampled_201(wh, minutes),
+        )
+    await sim.transaction_event(
+        "Updated",
+        "TX-MONEY",
+        "ChargingStateChanged",
+        timestamp=at(30),
+        charging_state="SuspendedEV",
+    )
+    await stop_201(sim, "TX-MONEY")
+
+
+OFFLINE_FLOWS = {
+    "1.6": (charger16, "CP16", messages_16),
+    "2.0.1": (station201, "CS201", messages_201),
+}
+
+
+async def delivered(tmp_path: Path, version: str, *, offline: bool) -> tuple[dict[str, Any], ...]:
+    """The final Session PUT and the CDR the eMSP got for the flow, sent live or queued while
+    disconnected and replayed after the reconnect."""
+    make, charger_id, messages = OFFLINE_FLOWS[version]
+    os.makedirs(tmp_path)
+    async with money_world(tmp_path) as (app, emsp, stack):
+        sim = make(app, charger_id)
+        await sim.connect()
+        stack.push_async_callback(sim.disconnect)
+        await sim.boot()
+        if offline:
+            sim.go_offline()
+            await sim.disconnect()
+        await messages(sim)
+        if offline:
+            assert sim.queued_actions
+            assert session_requests(emsp) == []
+            await sim.come_online()
+        await emsp.state.wait_for(lambda: len(cdr_posts(emsp)) == 1)
+        final = session_requests(emsp)[-1]
+        assert (final.method, final.body["status"]) == ("PUT", "COMPLETED")
+        (cdr,) = cdr_posts(emsp)
+        return tuple(without_stamps(as_json_numbers(body)) for body in (final.body, cdr.body))
+
+
+def without_stamps(value: Any) -> Any:
+    """``value`` without its ``last_updated`` fields (the CDR's copied tariffs have one too:
+    when each bridge stored the site's tariff)."""
+    if isinstance(value, dict):
+        return {k: without_stamps(v) for k, v in value.items() if k != "last_updated"}
+    if isinstance(value, list):
+        return [without_stamps(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_an_offline_session_gives_the_same_session_and_cdr_as_a_live_one(
+    tmp_path: Path, version: str
+) -> None:
+    live_session, live_cdr = await delivered(tmp_path / "live", version, offline=False)
+    late_session, late_cdr = await delivered(tmp_path / "offline", version, offline=True)
+    assert late_session == live_session
+    assert late_cdr == live_cdr
+    if version == "2.0.1":
+        assert money(late_cdr) == EXPECTED_CDR_TOTALS
+    else:  # no parking: 45 min charging
+        assert late_cdr["total_time"] == 0.75
+        assert late_cdr["total_parking_time"] == 0
+        assert late_cdr["total_cost"] == {"excl_vat": 4.25, "incl_vat": 4.73}
+
+
+# --- signed meter values: the CDR's signed_data -------------------------------------------
+
+OCMF_START = 'OCMF|{"RD":[{"RV":"10.000","RI":"1-b:1.8.0","RU":"kWh","ST":"G"}]}|{"SD":"30450220"}'
+OCMF_END = 'OCMF|{"RD":[{"RV":"19.000","RI":"1-b:1.8.0","RU":"kWh","ST":"G"}]}|{"SD":"30460221"}'
+
+
+def signed_16(blob: str, context: str) -> dict[str, Any]:
+    return {
+        "value": blob,
+        "format": "SignedData",
+        "context": context,
+        "measurand": "Energy.Active.Import.Register",
+        "unit": "Wh",
+    }
+
+
+async def signed_session_16(app: BridgeApp, stack: AsyncExitStack) -> None:
+    sim = charger16(app, "CP16")
+    await sim.connect()
+    stack.push_async_callback(sim.disconnect)
+    await sim.boot()
+    tx = (await sim.start_transaction(1, TOKEN, 10_000, timestamp=at(0)))["transactionId"]
+    begin = [register(10_000, "Transaction.Begin"), signed_16(OCMF_START, "Transaction.Begin")]
+    await sim.meter_values(1, begin, transaction_id=tx, timestamp=at(0))
+    end = [register(19_000, "Transaction.End"), signed_16(OCMF_END, "Transaction.End")]
+    stamp = at(45).isoformat().replace("+00:00", "Z")
+    await sim.stop_transaction(
+        tx, 19_000, timestamp=at(45), transaction_data=[{"timestamp": stamp, "sampledValue": end}]
+    )
+
+
+def signed_201(wh: int, minutes: int, context: str, blob: str) -> list[dict[str, Any]]:
+    (meter_value,) = sampled_201(wh, minutes, context)
+    meter_value["sampledValue"][0]["signedMeterValue"] = {
+        "signedMeterData": blob,
+        "signingMethod": "ECDSA-secp256r1-SHA256",
+        "encodingMethod": "OCMF",
+        "publicKey": "3059301306072A8648CE3D0201",
+    }
+    return [meter_value]
+
+
+async def signed_session_201(app: BridgeApp, stack: AsyncExitStack) -> None:
+    sim = station201(app, "CS201")
+    await sim.connect()
+    stack.push_async_callback(sim.disconnect)
+    await sim.boot()
+    await sim.transaction_event(
+        "Started",
+        "TX-SIGNED",
+        "Authorized",
+        timestamp=at(0),
+        evse=(1, 1),
+        id_token=(TOKEN, "ISO14443"),
+        charging_state="Charging",
+        meter_value=signed_201(10_000, 0, "Transaction.Begin", OCMF_START),
+    )
+    await sim.transaction_event(
+        "Ended",
+        "TX-SIGNED",
+        "EVDeparted",
+        timestamp=at(45),
+        stopped_reason="EVDisconnected",
+        meter_value=signed_201(19_000, 45, "Transaction.End", OCMF_END),
+    )
+
+
+@pytest.mark.parametrize(
+    ("version", "public_key"),
+    [("1.6", None), ("2.0.1", "3059301306072A8648CE3D0201")],
+)
+async def test_signed_meter_values_reach_the_cdr_as_signed_data(
+    tmp_path: Path, version: str, public_key: str | None
+) -> None:
+    flow = signed_session_16 if version == "1.6" else signed_session_201
+    async with money_world(tmp_path) as (_app, emsp, stack):
+        await flow(_app, stack)
+        await emsp.state.wait_for(lambda: len(cdr_posts(emsp)) == 1)
+    cdr = as_json_numbers(cdr_posts(emsp)[0].body)
+    assert cdr["total_energy"] == 9
+    signed = cdr["signed_data"]
+    assert signed["encoding_method"] == "OCMF"
+    assert signed.get("public_key") == public_key
+    assert [(v["nature"], v["signed_data"]) for v in signed["signed_values"]] == [
+        ("Start", OCMF_START),
+        ("End", OCMF_END),
+    ]
+    if version == "2.0.1":  # the reading itself is the plain data
+        assert [v["plain_data"] for v in signed["signed_values"]] == ["10000", "19000"]
+
+
+async def test_charging_preferences_on_a_capable_evse_are_answered_not_possible(
+    tmp_path: Path,
+) -> None:
+    async with money_world(tmp_path) as (app, emsp, stack):
+        site = tmp_path / "site.toml"
+        site.write_text(
+            site_text().replace(
+                'uid = "CP16-1"',
+                'uid = "CP16-1"\n  capabilities = ["CHARGING_PREFERENCES_CAPABLE"]',
+            ),
+            encoding="utf-8",
+        )
+        assert (await app.sites.reload(site)).updated == ["LOC-16"]
+        sim, tx = await session_16(app, stack)
+        await emsp.state.wait_for(lambda: len(session_requests(emsp)) >= 1)
+        session_id = session_requests(emsp)[0].body["id"]
+        path = f"/{session_id}/charging_preferences"
+        preferences = {"profile_type": "FAST", "departure_time": "2026-11-20T18:00:00Z"}
+        answer = await emsp.driver.call("sessions", "PUT", path, body=preferences)
+        assert (answer.http_status, answer.status_code) == (200, 1000), answer.describe()
+        assert answer.data == "NOT_POSSIBLE"
+        await stop_16(sim, tx)
