@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+from csms.domain.commands import ChargerCommand, CommandAnswer
 from csms.domain.events import RecordedEvent
 from csms.domain.model import ChargerFacts
 from csms.domain.outcomes import CallOutcome
@@ -28,6 +29,19 @@ class ChargerGateway(Protocol):
         self, charger_id: str, action: str, payload: dict[str, Any], *, timeout_s: float | None
     ) -> CallOutcome:
         """Send one OCPP call to a connected charger; every failure is an outcome value."""
+        ...
+
+
+class ChargerCommands(Protocol):
+    """Reaches a charger wherever its connection lives (this node today; a multi-node
+    deployment routes the command, a plain value, to the node holding the connection)."""
+
+    def is_connected(self, charger_id: str) -> bool: ...
+
+    async def execute(
+        self, charger_id: str, command: ChargerCommand, *, timeout_s: float | None = None
+    ) -> CommandAnswer:
+        """Send one command; every failure (offline, timeout, CallError) is an answer."""
         ...
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from csms.domain.commands import ChargerCommand, CommandAnswer, CommandStatus
 from csms.domain.outcomes import CallOutcome, ChargerOffline
 from csms.rpc.connection import RpcConnection
 
@@ -34,6 +35,16 @@ class ConnectionRegistry:
 
     def connected_ids(self) -> list[str]:
         return sorted(self._connections)
+
+    async def execute(
+        self, charger_id: str, command: ChargerCommand, *, timeout_s: float | None = None
+    ) -> CommandAnswer:
+        """Send ``command`` to the charger's current connection on this node (``OFFLINE``
+        when it has none)."""
+        connection = self._connections.get(charger_id)
+        if connection is None:
+            return CommandAnswer(status=CommandStatus.OFFLINE, detail="charger not connected")
+        return await connection.execute(command, timeout_s=timeout_s)
 
     async def call(
         self,

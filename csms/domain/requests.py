@@ -63,6 +63,8 @@ class AuthorizationRequest:
     charger_id: str
     id_token: IdToken
     evse: EvseRef | None = None
+    remote_start_id: int | None = None
+    """2.0.1: the transaction was started by our RequestStartTransaction with this id."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -8,8 +8,10 @@ from typing import Any
 
 from ocpp.v16.enums import Action
 
+from csms.domain.commands import ChargerCommand, CommandAnswer
 from csms.domain.model import OcppVersion, RegistrationStatus
 from csms.domain.outcomes import CallAnswered
+from csms.ocpp16 import commands
 from csms.ocpp16 import inbound as parse
 from csms.ocpp16 import outbound as build
 from csms.rpc.connection import RpcConnection, on
@@ -23,6 +25,12 @@ Payload = dict[str, Any]
 class ChargePoint16(RpcConnection):
     version = OcppVersion.V16
     actions = frozenset(action.value for action in Action)
+
+    def build_command(self, command: ChargerCommand) -> tuple[str, Payload]:
+        return commands.build_command(command)
+
+    def parse_answer(self, command: ChargerCommand, payload: Payload) -> CommandAnswer:
+        return commands.parse_answer(command, payload)
 
     def __init__(self, charger_id: str, websocket: Any, *, services: Services, **kwargs: Any):
         super().__init__(charger_id, websocket, **kwargs)

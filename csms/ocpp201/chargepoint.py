@@ -9,9 +9,11 @@ from typing import Any
 
 from ocpp.v201.enums import Action
 
+from csms.domain.commands import ChargerCommand, CommandAnswer
 from csms.domain.model import OcppVersion, RegistrationStatus
 from csms.domain.outcomes import CallAnswered
 from csms.domain.requests import NotificationReport
+from csms.ocpp201 import commands
 from csms.ocpp201 import inbound as parse
 from csms.ocpp201 import outbound as build
 from csms.rpc.connection import RpcConnection, on
@@ -25,6 +27,12 @@ Payload = dict[str, Any]
 class ChargePoint201(RpcConnection):
     version = OcppVersion.V201
     actions = frozenset(action.value for action in Action)
+
+    def build_command(self, command: ChargerCommand) -> tuple[str, Payload]:
+        return commands.build_command(command)
+
+    def parse_answer(self, command: ChargerCommand, payload: Payload) -> CommandAnswer:
+        return commands.parse_answer(command, payload)
 
     def __init__(self, charger_id: str, websocket: Any, *, services: Services, **kwargs: Any):
         super().__init__(charger_id, websocket, **kwargs)

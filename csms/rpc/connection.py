@@ -20,6 +20,13 @@ from ocpp.routing import on as _ocpp_on
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from csms.domain.commands import (
+    ChargerCommand,
+    CommandAnswer,
+    CommandStatus,
+    Unbuildable,
+    answer_to_failure,
+)
 from csms.domain.model import OcppVersion, RegistrationStatus
 from csms.domain.outcomes import (
     CallAnswered,
@@ -245,6 +252,34 @@ class RpcConnection:
         return response
 
     # --- outbound ------------------------------------------------------------------------
+
+    # --- commands ------------------------------------------------------------------------
+
+    def build_command(self, command: ChargerCommand) -> tuple[str, dict[str, Any]]:
+        """This version's action and payload for ``command`` (raises ``Unbuildable``)."""
+        raise NotImplementedError
+
+    def parse_answer(self, command: ChargerCommand, payload: dict[str, Any]) -> CommandAnswer:
+        """This version's reading of the charger's (schema-valid) answer to ``command``."""
+        raise NotImplementedError
+
+    async def execute(
+        self, command: ChargerCommand, *, timeout_s: float | None = None
+    ) -> CommandAnswer:
+        """Send ``command`` as this version's call; every outcome is an answer value."""
+        try:
+            action, payload = self.build_command(command)
+        except Unbuildable as exc:
+            return CommandAnswer(status=CommandStatus.FAILED, detail=str(exc))
+        outcome = await self.call(action, payload, timeout_s=timeout_s)
+        failure = answer_to_failure(outcome)
+        if failure is not None:
+            log.warning("%s: %s %s: %s", self.charger_id, action, failure.status, failure.detail)
+            return failure
+        assert isinstance(outcome, CallAnswered)
+        answer = self.parse_answer(command, outcome.payload)
+        log.info("%s: %s answered %s", self.charger_id, action, answer.status.value)
+        return answer
 
     async def call(
         self, action: str, payload: dict[str, Any], *, timeout_s: float | None = None

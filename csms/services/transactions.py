@@ -159,7 +159,9 @@ class TransactionService:
         """Apply one 2.0.1 TransactionEvent; it is always answered, never rejected."""
         authorization = None
         if report.id_token is not None:
-            authorization = await self._authorize(report.charger_id, report.id_token, report.evse)
+            authorization = await self._authorize(
+                report.charger_id, report.id_token, report.evse, report.remote_start_id
+            )
         async with self._db.transaction() as uow:
             outcome = await self._apply_event(uow, report, authorization)
         return TransactionEventDecision(outcome=outcome, authorization=authorization)
@@ -276,10 +278,19 @@ class TransactionService:
     # --- shared steps --------------------------------------------------------------------
 
     async def _authorize(
-        self, charger_id: str, id_token: IdToken, evse: EvseRef | None
+        self,
+        charger_id: str,
+        id_token: IdToken,
+        evse: EvseRef | None,
+        remote_start_id: int | None = None,
     ) -> AuthorizationDecision:
         return await self._authorizer.authorize(
-            AuthorizationRequest(charger_id=charger_id, id_token=id_token, evse=evse)
+            AuthorizationRequest(
+                charger_id=charger_id,
+                id_token=id_token,
+                evse=evse,
+                remote_start_id=remote_start_id,
+            )
         )
 
     async def _seen(self, session: AsyncSession, charger_id: str) -> None:
