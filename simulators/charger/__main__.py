@@ -1,7 +1,8 @@
 """CLI: ``python -m simulators.charger --ocpp 1.6 --url ws://127.0.0.1:9000/ocpp --id CP1``.
 
 ``--ocpp 2.0.1`` runs the 2.0.1 simulator and ``scenarios201`` instead; there ``--evses N``
-gives N EVSEs with ``--connectors`` connectors each (default 1 x 1).
+gives N EVSEs with ``--connectors`` connectors each (default 1 x 1). ``--auto`` makes accepted
+remote starts and stops actually start and stop transactions.
 
 Prints every response as one JSON line ``{"action": ..., "response": {...}}`` on stdout and
 exits non-zero with a one-line message on stderr on a CallError or a connection failure.
@@ -50,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--samples", type=int)
     parser.add_argument("--repeat", type=int, default=1, help="run the scenario N times")
     parser.add_argument("--timeout", type=float, default=10.0, help="response timeout (s)")
+    parser.add_argument(
+        "--auto", action="store_true", help="act on accepted remote starts and stops"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log OCPP frames")
     return parser
 
@@ -68,6 +72,8 @@ def build_simulator(args: argparse.Namespace) -> ChargerSimulator16 | ChargerSim
                 password=args.password,
                 evses=tuple(EvseSpec(n, connectors) for n in range(1, (args.evses or 1) + 1)),
                 response_timeout=args.timeout,
+                auto_start=args.auto,
+                auto_stop=args.auto,
             )
         )
     return ChargerSimulator16(
@@ -77,6 +83,8 @@ def build_simulator(args: argparse.Namespace) -> ChargerSimulator16 | ChargerSim
             password=args.password,
             connectors=args.connectors,
             response_timeout=args.timeout,
+            auto_start=args.auto,
+            auto_stop=args.auto,
         )
     )
 

@@ -3,7 +3,8 @@
 ``SimulatorCore`` sits between a version's handler mixin and that version's ``ChargePoint``
 class of the ``ocpp`` library (``class Sim(Handlers, SimulatorCore, ocpp.vXX.ChargePoint)``).
 It owns the websocket, the library's receive loop, the raw-reply capture used by ``_call``,
-the fault knobs applied to CSMS-initiated calls and background tasks.
+the fault knobs applied to CSMS-initiated calls, background tasks, follow-ups deferred until a
+CSMS call has been answered (``_defer``) and timers (``_arm_timer``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol, Self
 from urllib.parse import quote
@@ -35,6 +36,9 @@ class QueuedCall:
 
     payload: Any  # an ocpp.v16.call / ocpp.v201.call dataclass
     placeholder: int | None = None  # 1.6: local transaction id handed out for a queued start
+
+
+FollowUp = Callable[[], Coroutine[Any, Any, Any]]
 
 
 class ConnectionConfig(Protocol):
@@ -77,6 +81,10 @@ class SimulatorCore(ChargePoint):  # type: ignore[misc]
         # Offline queue: transaction-related calls held back until come_online().
         self._offline = False
         self._queue: list[QueuedCall] = []
+        # The CSMS call being handled: (unique id, action, raw camelCase payload).
+        self._current_call: tuple[str, str, dict[str, Any]] | None = None
+        self._deferred: dict[str, list[tuple[str, FollowUp]]] = {}
+        self._timers: dict[str, asyncio.Task[Any]] = {}
 
     # ------------------------------------------------------------------ offline behaviour
 
@@ -140,9 +148,15 @@ class SimulatorCore(ChargePoint):  # type: ignore[misc]
         self._receive_task = asyncio.create_task(
             self._receive_loop(), name=f"{self.task_prefix}-receive-{self.config.charger_id}"
         )
+        self._on_connected()
+
+    def _on_connected(self) -> None:
+        """Hook run once connected (e.g. to re-arm timers); nothing by default."""
 
     async def disconnect(self) -> None:
-        """Close the connection; background tasks still running are cancelled first."""
+        """Close the connection; timers and background tasks still running are cancelled."""
+        for key in list(self._timers):
+            self._cancel_timer(key)
         for task in list(self._background):
             task.cancel()
         if self._background:
@@ -197,10 +211,45 @@ class SimulatorCore(ChargePoint):  # type: ignore[misc]
             )
 
     async def wait_background(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
-        """Wait until every background task (e.g. NotifyReport pages) has finished."""
+        """Wait until every background task (e.g. NotifyReport pages, the follow-ups of a
+        remote start) has finished; timers are not waited for."""
         async with asyncio.timeout(timeout):
             while self._background:
                 await asyncio.gather(*self._background, return_exceptions=True)
+
+    def _defer(self, name: str, follow_up: FollowUp) -> None:
+        """Run ``follow_up()`` in a background task once the answer to the CSMS call being
+        handled has been sent (a charger answers first, then acts)."""
+        if self._current_call is None:
+            raise RuntimeError("_defer() outside the handling of a CSMS call")
+        self._deferred.setdefault(self._current_call[0], []).append((name, follow_up))
+
+    def _arm_timer(self, key: str, delay_s: float, follow_up: FollowUp) -> None:
+        """Run ``follow_up()`` after ``delay_s`` seconds (replacing the timer ``key``); timers
+        are cancelled on disconnect, failures are kept in ``background_errors``."""
+        self._cancel_timer(key)
+
+        async def fire() -> None:
+            await asyncio.sleep(max(0.0, delay_s))
+            self._timers.pop(key, None)
+            await follow_up()
+
+        task = asyncio.create_task(fire(), name=f"{self.task_prefix}-timer-{key}")
+        task.add_done_callback(self._timer_done)
+        self._timers[key] = task
+
+    def _cancel_timer(self, key: str) -> None:
+        task = self._timers.pop(key, None)
+        if task is not None:
+            task.cancel()
+
+    def _timer_done(self, task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            self.background_errors.append(exc)
+            LOGGER.warning("%s: timer %s failed: %r", self.config.charger_id, task.get_name(), exc)
 
     # ------------------------------------------------------------------ charger -> CSMS
 
@@ -296,4 +345,17 @@ class SimulatorCore(ChargePoint):  # type: ignore[misc]
         elif action in self.answers:
             await self._send(CallResult(msg.unique_id, self.answers[action]).to_json())
         else:
-            await super().route_message(raw_msg)
+            payload = msg.payload if isinstance(msg.payload, dict) else {}
+            self._current_call = (str(msg.unique_id), action, payload)
+            try:
+                await super().route_message(raw_msg)  # returns once the answer was sent
+            finally:
+                self._current_call = None
+            for name, follow_up in self._deferred.pop(str(msg.unique_id), []):
+                self._spawn(follow_up(), name)
+
+    def current_payload(self) -> dict[str, Any]:
+        """Raw (camelCase, as on the wire) payload of the CSMS call being handled."""
+        if self._current_call is None:
+            raise RuntimeError("current_payload() outside the handling of a CSMS call")
+        return self._current_call[2]

@@ -3,7 +3,8 @@
 The handlers are registered with ``ocpp.routing.on``; the library validates the incoming request
 against the 1.6 JSON schema before calling them and validates the response they return.
 Fault injection (silence, CallErrors, overridden answers) happens before these handlers are
-reached, see ``ChargerSimulator16.route_message``.
+reached, see ``SimulatorCore._on_csms_call``. The stateful answers to remote-control and
+smart-charging calls are in ``v16_commands``.
 """
 
 from __future__ import annotations
@@ -78,41 +79,9 @@ class CsmsCallHandlers16:
     def on_change_availability(self, **_: Any) -> Any:
         return call_result.ChangeAvailability(status="Accepted")
 
-    @_on("RemoteStartTransaction")
-    def on_remote_start_transaction(self, **_: Any) -> Any:
-        return call_result.RemoteStartTransaction(status="Accepted")
-
-    @_on("RemoteStopTransaction")
-    def on_remote_stop_transaction(self, **_: Any) -> Any:
-        return call_result.RemoteStopTransaction(status="Accepted")
-
     @_on("TriggerMessage")
     def on_trigger_message(self, **_: Any) -> Any:
         return call_result.TriggerMessage(status="Accepted")
-
-    @_on("UnlockConnector")
-    def on_unlock_connector(self, **_: Any) -> Any:
-        return call_result.UnlockConnector(status="Unlocked")
-
-    @_on("ReserveNow")
-    def on_reserve_now(self, **_: Any) -> Any:
-        return call_result.ReserveNow(status="Accepted")
-
-    @_on("CancelReservation")
-    def on_cancel_reservation(self, **_: Any) -> Any:
-        return call_result.CancelReservation(status="Accepted")
-
-    @_on("SetChargingProfile")
-    def on_set_charging_profile(self, **_: Any) -> Any:
-        return call_result.SetChargingProfile(status="Accepted")
-
-    @_on("ClearChargingProfile")
-    def on_clear_charging_profile(self, **_: Any) -> Any:
-        return call_result.ClearChargingProfile(status="Accepted")
-
-    @_on("GetCompositeSchedule")
-    def on_get_composite_schedule(self, **_: Any) -> Any:
-        return call_result.GetCompositeSchedule(status="Rejected")
 
     @_on("DataTransfer")
     def on_data_transfer(self, **_: Any) -> Any:

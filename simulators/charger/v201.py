@@ -8,6 +8,7 @@ that are OCPP structures (meter values, event data, schedules) are raw camelCase
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +16,9 @@ from ocpp.v201 import ChargePoint, call
 
 from simulators.charger.common import CallErrorReceived, format_timestamp, utc_now
 from simulators.charger.core import SimulatorCore
+from simulators.charger.smart_charging import ChargingProfile, ProfileStore
+from simulators.charger.station import INOPERATIVE, Reservation, StationState, Transaction
+from simulators.charger.v201_commands import CsmsCommandHandlers201
 from simulators.charger.v201_handlers import CsmsCallHandlers201
 from simulators.charger.v201_model import (
     HEARTBEAT_INTERVAL,
@@ -28,7 +32,17 @@ from simulators.charger.v201_model import (
 __all__ = ["CallErrorReceived", "ChargerSimulator201", "EvseSpec", "SimulatorConfig201"]
 
 
-class ChargerSimulator201(CsmsCallHandlers201, SimulatorCore, ChargePoint):  # type: ignore[misc]
+class ChargerSimulator201(
+    CsmsCallHandlers201,
+    CsmsCommandHandlers201,
+    SimulatorCore,
+    ChargePoint,  # type: ignore[misc]
+):
+    """OCPP 2.0.1 charging station. ``station`` tracks (per EVSE) the statuses sent, the
+    transactions reported through ``transaction_event`` and the reservations; ``auto_start``
+    / ``auto_stop`` (from the config, changeable at any time) make accepted remote starts and
+    stops happen."""
+
     task_prefix = "ocpp201"
     config: SimulatorConfig201
 
@@ -36,8 +50,31 @@ class ChargerSimulator201(CsmsCallHandlers201, SimulatorCore, ChargePoint):  # t
         super().__init__(config)
         self.variables = default_variables(config)
         self.reports_sent: list[dict[str, Any]] = []  # NotifyReport payloads, as sent
-        self.active_transactions: dict[str, int | None] = {}  # transaction id -> EVSE id
         self.seq_nos: dict[str, int] = {}  # transaction id -> next seqNo
+        self.station = StationState(tuple(evse.evse_id for evse in config.evses))
+        self.profiles = ProfileStore()
+        self.connector_statuses: dict[tuple[int, int], str] = {}  # (EVSE, connector) -> status
+        self.auto_start = config.auto_start
+        self.auto_stop = config.auto_stop
+        self.meter_wh: dict[int, int] = {}  # energy register per EVSE (remote sessions)
+
+    @property
+    def active_transactions(self) -> dict[str, int | None]:
+        """Running transactions: transaction id -> EVSE id (None if never reported)."""
+        return {str(t.transaction_id): t.unit_id for t in self.station.transactions.values()}
+
+    @property
+    def reservations(self) -> dict[int, Reservation]:
+        """Reservations held, by reservation id."""
+        return dict(self.station.reservations)
+
+    @property
+    def charging_profiles(self) -> dict[int, dict[int, dict[str, Any]]]:
+        """Installed profiles as received: {EVSE id: {profile id: chargingProfile}}."""
+        return self.profiles.by_unit()
+
+    def evse_spec(self, evse_id: int) -> EvseSpec | None:
+        return next((e for e in self.config.evses if e.evse_id == evse_id), None)
 
     # ------------------------------------------------------------------ station -> CSMS
 
@@ -58,6 +95,8 @@ class ChargerSimulator201(CsmsCallHandlers201, SimulatorCore, ChargePoint):  # t
     async def status(
         self, evse_id: int, connector_id: int, status: str, *, timestamp: datetime | None = None
     ) -> dict[str, Any]:
+        self.connector_statuses[(evse_id, connector_id)] = status
+        self.station.statuses[evse_id] = self._evse_status(evse_id)
         return await self._call(
             call.StatusNotification(
                 timestamp=format_timestamp(timestamp or utc_now()),
@@ -96,6 +135,8 @@ class ChargerSimulator201(CsmsCallHandlers201, SimulatorCore, ChargePoint):  # t
         """Send (or queue, while offline: then ``offline`` defaults to true) a TransactionEvent.
 
         ``evse`` is ``(evse_id, connector_id or None)``, ``id_token`` is ``(value, type)``.
+        The first id token of a transaction uses a reservation held for it on the EVSE (or
+        for the station): its id is sent as ``reservationId`` unless one is given.
         """
         if seq_no is None:
             seq_no = self.next_seq_no(transaction_id)
@@ -110,7 +151,12 @@ class ChargerSimulator201(CsmsCallHandlers201, SimulatorCore, ChargePoint):  # t
         info.update({key: value for key, value in optional_info.items() if value is not None})
         if self._offline and offline is None:
             offline = True
-        self._track_transaction(event_type, transaction_id, evse)
+        used = self._use_reservation(transaction_id, evse, id_token)
+        if reservation_id is None and used is not None:
+            reservation_id = used.reservation_id
+        self._track_transaction(
+            event_type, transaction_id, evse, id_token, remote_start_id, timestamp or utc_now()
+        )
         payload = call.TransactionEvent(
             event_type=event_type,
             timestamp=format_timestamp(timestamp or utc_now()),
@@ -247,14 +293,215 @@ class ChargerSimulator201(CsmsCallHandlers201, SimulatorCore, ChargePoint):  # t
         self._offline = False
         return responses
 
+    def _use_reservation(
+        self,
+        transaction_id: str,
+        evse: tuple[int, int | None] | None,
+        id_token: tuple[str, str] | None,
+    ) -> Reservation | None:
+        known = self.station.transactions.get(transaction_id)
+        if id_token is None or (known is not None and known.id_tag is not None):
+            return None
+        evse_id = evse[0] if evse is not None else (known.unit_id if known else None)
+        used = self.station.consume(evse_id, id_token[0])
+        if used is not None:
+            self.disarm_expiry(used.reservation_id)
+        return used
+
     def _track_transaction(
-        self, event_type: str, transaction_id: str, evse: tuple[int, int | None] | None
+        self,
+        event_type: str,
+        transaction_id: str,
+        evse: tuple[int, int | None] | None,
+        id_token: tuple[str, str] | None = None,
+        remote_start_id: int | None = None,
+        at: datetime | None = None,
     ) -> None:
         if event_type == "Ended":
-            self.active_transactions.pop(transaction_id, None)
-        elif evse is not None or transaction_id not in self.active_transactions:
-            known = self.active_transactions.get(transaction_id)
-            self.active_transactions[transaction_id] = evse[0] if evse is not None else known
+            ended = self.station.end(transaction_id)
+            if ended is not None:
+                self.profiles.transaction_ended(ended.unit_id, transaction_id)
+            return
+        known = self.station.transactions.get(transaction_id)
+        if known is None:
+            known = Transaction(transaction_id, None, None, at or utc_now())
+            self.station.begin(known)
+        if evse is not None:
+            known.unit_id, known.connector_id = evse
+            self.station.starting.discard(evse[0])
+        if id_token is not None and known.id_tag is None:
+            known.id_tag = id_token[0]
+        if remote_start_id is not None:
+            known.remote_start_id = remote_start_id
+
+    def _evse_status(self, evse_id: int) -> str:
+        """The EVSE's status from its connectors' (unreported ones count as Available)."""
+        spec = self.evse_spec(evse_id)
+        count = len(spec.connectors) if spec is not None else 1
+        statuses = [
+            self.connector_statuses.get((evse_id, n), "Available") for n in range(1, count + 1)
+        ]
+        if all(status in INOPERATIVE for status in statuses):
+            return "Faulted" if all(s == "Faulted" for s in statuses) else "Unavailable"
+        for status in ("Occupied", "Reserved"):
+            if status in statuses:
+                return status
+        return "Available"
+
+    # ------------------------------------------------------------------ remote control
+
+    async def run_remote_start(
+        self,
+        evse_id: int,
+        id_token: tuple[str, str],
+        remote_start_id: int,
+        charging_profile: dict[str, Any] | None = None,
+    ) -> dict[str, Any] | None:
+        """What follows an accepted RequestStartTransaction (with ``auto_start``): Authorize
+        when AuthCtrlr.AuthorizeRemoteStart is true (stopping there unless Accepted), then
+        TransactionEvent Started (triggerReason RemoteStart, remoteStartId, idToken, a
+        Transaction.Begin energy reading; a reservation for the token is used) on connector 1,
+        the request's TxProfile installed for the new transaction and StatusNotification
+        Occupied. Returns the TransactionEvent answer."""
+        try:
+            if self.variables.get(("AuthCtrlr", "AuthorizeRemoteStart")) == "true":
+                authorized = await self.authorize(*id_token)
+                if authorized.get("idTokenInfo", {}).get("status") != "Accepted":
+                    return None
+            transaction_id = str(uuid.uuid4())
+            meter = self.meter_wh.get(evse_id, 0)
+            started = await self.transaction_event(
+                "Started",
+                transaction_id,
+                "RemoteStart",
+                evse=(evse_id, 1),
+                id_token=id_token,
+                charging_state="EVConnected",
+                remote_start_id=remote_start_id,
+                meter_value=[_energy(meter, "Transaction.Begin")],
+            )
+        finally:
+            self.station.starting.discard(evse_id)
+        if transaction_id in self.station.transactions:
+            self.station.transactions[transaction_id].meter_start_wh = meter
+        if charging_profile is not None:
+            profile = ChargingProfile.from_ocpp201(charging_profile, evse_id, utc_now())
+            self.profiles.install(profile.with_transaction(transaction_id))
+        await self.status(evse_id, 1, "Occupied")
+        return started
+
+    async def run_remote_authorize(
+        self, transaction_id: str, id_token: tuple[str, str], remote_start_id: int
+    ) -> dict[str, Any]:
+        """A remote start for a transaction already running without a token (cable plugged
+        in first): TransactionEvent Updated, triggerReason RemoteStart, with the token."""
+        return await self.transaction_event(
+            "Updated",
+            transaction_id,
+            "RemoteStart",
+            id_token=id_token,
+            remote_start_id=remote_start_id,
+        )
+
+    async def run_remote_stop(self, transaction_id: str) -> dict[str, Any] | None:
+        """What follows an accepted RequestStopTransaction (with ``auto_stop``): TransactionEvent
+        Ended (triggerReason RemoteStop, stoppedReason Remote, a Transaction.End reading
+        ``auto_energy_wh`` after the start), StatusNotification Available. None when the
+        transaction is no longer running."""
+        transaction = self.station.transactions.get(transaction_id)
+        if transaction is None:
+            return None
+        meter_stop = transaction.meter_start_wh + self.config.auto_energy_wh
+        ended = await self.transaction_event(
+            "Ended",
+            transaction_id,
+            "RemoteStop",
+            stopped_reason="Remote",
+            meter_value=[_energy(meter_stop, "Transaction.End")],
+        )
+        if transaction.unit_id is not None:
+            self.meter_wh[transaction.unit_id] = meter_stop
+            await self.status(transaction.unit_id, transaction.connector_id or 1, "Available")
+        return ended
+
+    # ------------------------------------------------------------------ reservations
+
+    async def announce_reservation(
+        self, reservation: Reservation, replaced: Reservation | None
+    ) -> None:
+        """StatusNotification Reserved for every connector of the reserved EVSE (none for a
+        station-wide reservation), after Available for an EVSE a replaced one held."""
+        if replaced is not None and replaced.unit_id not in (None, reservation.unit_id):
+            await self.announce_available(replaced.unit_id)
+        if reservation.unit_id is not None:
+            await self._connectors_status(reservation.unit_id, "Reserved")
+
+    async def announce_available(self, evse_id: int | None) -> None:
+        """StatusNotification Available for the connectors of an EVSE that lost its
+        reservation (unless a transaction runs there or it is reserved again)."""
+        if (
+            evse_id is not None
+            and self.station.transaction_on(evse_id) is None
+            and self.station.reservation_on(evse_id) is None
+        ):
+            await self._connectors_status(evse_id, "Available")
+
+    async def _connectors_status(self, evse_id: int, status: str) -> None:
+        spec = self.evse_spec(evse_id)
+        for connector_id in range(1, (len(spec.connectors) if spec else 1) + 1):
+            await self.status(evse_id, connector_id, status)
+
+    async def expire_reservation(self, reservation_id: int) -> bool:
+        """The reservation expired: forget it, EVSE back to Available, ReservationStatusUpdate
+        Expired. False if unknown."""
+        return await self._end_reservation(reservation_id, "Expired")
+
+    async def remove_reservation(self, reservation_id: int) -> bool:
+        """The station dropped the reservation: as ``expire_reservation``, status Removed."""
+        return await self._end_reservation(reservation_id, "Removed")
+
+    async def _end_reservation(self, reservation_id: int, why: str) -> bool:
+        ended = self.station.cancel(reservation_id)
+        if ended is None:
+            return False
+        self.disarm_expiry(reservation_id)
+        await self.announce_available(ended.unit_id)
+        await self.reservation_status(reservation_id, why)
+        return True
+
+    def arm_expiry(self, reservation: Reservation) -> None:
+        """Expire ``reservation`` at its expiry date (while connected)."""
+        delay = (reservation.expiry - utc_now()).total_seconds()
+        reservation_id = reservation.reservation_id
+
+        async def expire() -> None:
+            if self.connected and reservation_id in self.station.reservations:
+                await self.expire_reservation(reservation_id)
+
+        self._arm_timer(f"reservation-{reservation_id}", delay, expire)
+
+    def disarm_expiry(self, reservation_id: int) -> None:
+        self._cancel_timer(f"reservation-{reservation_id}")
+
+    def _on_connected(self) -> None:
+        for reservation in self.station.reservations.values():
+            self.arm_expiry(reservation)
+
+
+def _energy(wh: int, context: str) -> dict[str, Any]:
+    """A meter value holding one Energy.Active.Import.Register reading, taken now."""
+    return {
+        "timestamp": format_timestamp(utc_now()),
+        "sampledValue": [
+            {
+                "value": wh,
+                "context": context,
+                "measurand": "Energy.Active.Import.Register",
+                "location": "Outlet",
+                "unitOfMeasure": {"unit": "Wh"},
+            }
+        ],
+    }
 
 
 def _evse(evse_id: int, connector_id: int | None) -> dict[str, int]:

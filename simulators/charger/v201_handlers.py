@@ -4,8 +4,9 @@ The handlers are registered with ``ocpp.routing.on``/``after``; the library vali
 incoming request against the 2.0.1 JSON schema, hands it over with *snake_case* keys (nested
 dicts included, e.g. ``{"evse": {"id": 1, "connector_id": 2}}``) and camelCases and validates
 the response. Fault injection (silence, CallErrors, overridden answers) happens before these
-handlers are reached, see ``SimulatorCore.route_message``; an overridden GetBaseReport answer
-therefore sends no NotifyReport.
+handlers are reached, see ``SimulatorCore._on_csms_call``; an overridden GetBaseReport answer
+therefore sends no NotifyReport. The stateful answers to remote-control and smart-charging calls
+are in ``v201_commands``.
 """
 
 from __future__ import annotations
@@ -37,11 +38,10 @@ def _key(item: dict[str, Any]) -> tuple[str, str]:
 class CsmsCallHandlers201:
     """Mixin answering CSMS-initiated 2.0.1 calls.
 
-    The host class provides ``variables``, ``active_transactions`` and ``start_report``.
+    The host class provides ``variables`` and ``start_report``.
     """
 
     variables: dict[tuple[str, str], str]
-    active_transactions: dict[str, int | None]  # transaction id -> EVSE id
 
     def start_report(self, request_id: int) -> None:
         """Provided by the host class (``ChargerSimulator201``)."""
@@ -94,43 +94,9 @@ class CsmsCallHandlers201:
     def on_change_availability(self, **_: Any) -> Any:
         return call_result.ChangeAvailability(status="Accepted")
 
-    @_on(Action.request_start_transaction)
-    def on_request_start_transaction(self, evse_id: int | None = None, **_: Any) -> Any:
-        running = [tx for tx, evse in self.active_transactions.items() if evse == evse_id]
-        transaction_id = running[0] if evse_id is not None and running else None
-        return call_result.RequestStartTransaction(status="Accepted", transaction_id=transaction_id)
-
-    @_on(Action.request_stop_transaction)
-    def on_request_stop_transaction(self, **_: Any) -> Any:
-        return call_result.RequestStopTransaction(status="Accepted")
-
     @_on(Action.trigger_message)
     def on_trigger_message(self, **_: Any) -> Any:
         return call_result.TriggerMessage(status="Accepted")
-
-    @_on(Action.unlock_connector)
-    def on_unlock_connector(self, **_: Any) -> Any:
-        return call_result.UnlockConnector(status="Unlocked")
-
-    @_on(Action.reserve_now)
-    def on_reserve_now(self, **_: Any) -> Any:
-        return call_result.ReserveNow(status="Accepted")
-
-    @_on(Action.cancel_reservation)
-    def on_cancel_reservation(self, **_: Any) -> Any:
-        return call_result.CancelReservation(status="Accepted")
-
-    @_on(Action.set_charging_profile)
-    def on_set_charging_profile(self, **_: Any) -> Any:
-        return call_result.SetChargingProfile(status="Accepted")
-
-    @_on(Action.clear_charging_profile)
-    def on_clear_charging_profile(self, **_: Any) -> Any:
-        return call_result.ClearChargingProfile(status="Accepted")
-
-    @_on(Action.get_composite_schedule)
-    def on_get_composite_schedule(self, **_: Any) -> Any:
-        return call_result.GetCompositeSchedule(status="Rejected")
 
     @_on(Action.data_transfer)
     def on_data_transfer(self, **_: Any) -> Any:

@@ -30,6 +30,9 @@ class SimulatorConfig201:
     response_timeout: float = 10.0
     subprotocols: tuple[str, ...] = ("ocpp2.0.1",)
     report_page_size: int = 4  # reportData entries per NotifyReport page
+    auto_start: bool = False  # an accepted RequestStartTransaction starts a transaction
+    auto_stop: bool = False  # an accepted RequestStopTransaction ends it
+    auto_energy_wh: int = 1000  # energy of a transaction between remote start and remote stop
 
 
 def default_variables(config: SimulatorConfig201) -> dict[tuple[str, str], str]:

@@ -11,6 +11,11 @@ default ``http://127.0.0.1:8100``) and print its JSON answer:
     python -m simulators.emsp rotate | unregister | state
     python -m simulators.emsp add-token UID [--type RFID] [--whitelist ALLOWED] [--invalid]
     python -m simulators.emsp command START_SESSION --json '{"token": "UID", "location_id": "L1"}'
+    python -m simulators.emsp chargingprofile set SESSION_ID --json '{"charging_rate_unit": "A",
+        "charging_profile_period": [{"start_period": 0, "limit": 16.0}]}'
+    python -m simulators.emsp chargingprofile get SESSION_ID [--duration 900]
+    python -m simulators.emsp chargingprofile clear SESSION_ID
+    python -m simulators.emsp chargingprofile list
     python -m simulators.emsp pull locations [--date-from ...] [--limit N]
     python -m simulators.emsp faults --module sessions --http 500 [--count 1]
     python -m simulators.emsp faults --clear
@@ -25,6 +30,7 @@ import json
 import logging
 import signal
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import httpx
 import typer
@@ -40,6 +46,12 @@ cli = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+chargingprofile = typer.Typer(
+    help="Send chargingprofiles requests to the CPO (response_url is filled in)",
+    no_args_is_help=True,
+)
+cli.add_typer(chargingprofile, name="chargingprofile")
 
 SimUrl = Annotated[str, typer.Option("--sim-url", help="control API of a running simulator")]
 
@@ -178,6 +190,45 @@ def command(
         typer.echo(f"--json is not valid JSON: {exc}", err=True)
         raise typer.Exit(2) from exc
     _control("POST", sim_url, f"/commands/{name}", json=body)
+
+
+@chargingprofile.command("set")
+def chargingprofile_set(
+    session_id: str,
+    json_body: Annotated[str, typer.Option("--json", help="the ChargingProfile (JSON object)")],
+    sim_url: SimUrl = DEFAULT_SIM_URL,
+) -> None:
+    """PUT a ChargingProfile for a session."""
+    try:
+        profile = json.loads(json_body)
+    except ValueError as exc:
+        typer.echo(f"--json is not valid JSON: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    path = f"/chargingprofiles/{quote(session_id, safe='')}/set"
+    _control("POST", sim_url, path, json={"charging_profile": profile})
+
+
+@chargingprofile.command("get")
+def chargingprofile_get(
+    session_id: str,
+    duration: Annotated[int, typer.Option(help="seconds of profile asked for")] = 900,
+    sim_url: SimUrl = DEFAULT_SIM_URL,
+) -> None:
+    """GET the ActiveChargingProfile of a session (the result arrives later)."""
+    path = f"/chargingprofiles/{quote(session_id, safe='')}/get"
+    _control("POST", sim_url, path, params={"duration": duration})
+
+
+@chargingprofile.command("clear")
+def chargingprofile_clear(session_id: str, sim_url: SimUrl = DEFAULT_SIM_URL) -> None:
+    """DELETE the profile we set for a session."""
+    _control("POST", sim_url, f"/chargingprofiles/{quote(session_id, safe='')}/clear")
+
+
+@chargingprofile.command("list")
+def chargingprofile_list(sim_url: SimUrl = DEFAULT_SIM_URL) -> None:
+    """Our requests with their results, and the ActiveChargingProfiles the CPO pushed."""
+    _control("GET", sim_url, "/chargingprofiles")
 
 
 @cli.command()

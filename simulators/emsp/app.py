@@ -71,6 +71,20 @@ def create_app(driver: EmspDriver) -> FastAPI:
         receivers.post_command_result,
     )
 
+    profiles = f"{v}/{ModuleID.CHARGINGPROFILES}"
+    route(
+        f"{profiles}/{{kind}}/{{request_id}}",
+        ["POST"],
+        ModuleID.CHARGINGPROFILES,
+        receivers.post_charging_profile_result,
+    )
+    route(
+        f"{profiles}/{{session_id}}",
+        ["PUT"],
+        ModuleID.CHARGINGPROFILES,
+        receivers.put_active_charging_profile,
+    )
+
     route(f"{v}/{ModuleID.TOKENS}", ["GET"], ModuleID.TOKENS, receivers.list_tokens)
     route(
         f"{v}/{ModuleID.TOKENS}/{{token_uid}}/authorize",

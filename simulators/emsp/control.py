@@ -37,6 +37,11 @@ class TokenBody(BaseModel):
     push: bool = True
 
 
+class ChargingProfileBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    charging_profile: dict[str, Any]  # sent as given: broken profiles are allowed
+
+
 class FaultBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     module: str = "*"
@@ -74,6 +79,15 @@ def create_control_router(driver: EmspDriver) -> APIRouter:
             return _json(
                 {cid: [dump(r) for r in results] for cid, results in state.command_results.items()}
             )
+        if module == "charging_profile_results":
+            return _json(
+                {
+                    rid: [dump(r) for r in results]
+                    for rid, results in state.charging_profile_results.items()
+                }
+            )
+        if module == "active_charging_profiles":
+            return _json({sid: dump(p) for sid, p in state.active_charging_profiles.items()})
         if module not in stores:
             raise HTTPException(404, f"unknown module {module}")
         return _json([dump(obj) for obj in stores[module].values()])
@@ -124,6 +138,43 @@ def create_control_router(driver: EmspDriver) -> APIRouter:
         return _json(
             [s.to_json(state.command_results.get(cid, [])) for cid, s in state.commands.items()]
         )
+
+    def profile_request(request_id: str) -> Response:
+        sent = state.charging_profile_requests[request_id]
+        return _json(sent.to_json(state.charging_profile_results.get(request_id, [])))
+
+    @router.post("/chargingprofiles/{session_id}/set")
+    async def post_set_charging_profile(session_id: str, body: ChargingProfileBody) -> Response:
+        sent = await driver.set_charging_profile(session_id, body.charging_profile)
+        return profile_request(sent.request_id)
+
+    @router.post("/chargingprofiles/{session_id}/get")
+    async def post_get_charging_profile(session_id: str, duration: int) -> Response:
+        sent = await driver.get_active_charging_profile(session_id, duration)
+        return profile_request(sent.request_id)
+
+    @router.post("/chargingprofiles/{session_id}/clear")
+    async def post_clear_charging_profile(session_id: str) -> Response:
+        sent = await driver.clear_charging_profile(session_id)
+        return profile_request(sent.request_id)
+
+    @router.get("/chargingprofiles")
+    async def get_charging_profiles() -> Response:
+        return _json(
+            {
+                "requests": [
+                    s.to_json(state.charging_profile_results.get(rid, []))
+                    for rid, s in state.charging_profile_requests.items()
+                ],
+                "active": {sid: dump(p) for sid, p in state.active_charging_profiles.items()},
+            }
+        )
+
+    @router.get("/chargingprofiles/{request_id}")
+    async def get_charging_profile_request(request_id: str) -> Response:
+        if request_id not in state.charging_profile_requests:
+            raise HTTPException(404, f"unknown charging profile request {request_id}")
+        return profile_request(request_id)
 
     @router.get("/pull/{module}")
     async def get_pull(

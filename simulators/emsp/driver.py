@@ -22,6 +22,7 @@ from simulators.emsp.handshake import Discovery, DiscoveryFailure, discover, lac
 from simulators.emsp.models import (
     MODULE_MODELS,
     AllowedType,
+    ChargingProfileResponse,
     CommandType,
     Credentials,
     Token,
@@ -29,7 +30,14 @@ from simulators.emsp.models import (
     WhitelistType,
     dump,
 )
-from simulators.emsp.state import Peer, SentCommand, SimState, new_token
+from simulators.emsp.state import (
+    Peer,
+    ProfileRequestKind,
+    SentChargingProfileRequest,
+    SentCommand,
+    SimState,
+    new_token,
+)
 from simulators.emsp.wire import MISSING, InterfaceRole, ModuleID
 
 log = logging.getLogger(__name__)
@@ -284,6 +292,65 @@ class EmspDriver:
         sent.response = await self._call_peer(
             "POST", ModuleID.COMMANDS, InterfaceRole.RECEIVER, f"/{command.value}", body=payload
         )
+        return sent
+
+    # --- charging profiles -----------------------------------------------------------------
+
+    async def set_charging_profile(
+        self, session_id: str, charging_profile: dict[str, Any]
+    ) -> SentChargingProfileRequest:
+        """PUT ``{chargingprofiles}/{session_id}`` with a SetChargingProfile (the profile and a
+        response_url of ours for the ChargingProfileResult). The profile is sent as given (to
+        be able to send broken ones); ``ChargingProfile.model_validate`` checks one first."""
+        sent = self._new_profile_request(ProfileRequestKind.SET, session_id)
+        sent.body = {"charging_profile": charging_profile, "response_url": sent.response_url}
+        return await self._send_profile_request(sent)
+
+    async def get_active_charging_profile(
+        self, session_id: str, duration: int
+    ) -> SentChargingProfileRequest:
+        """GET ``{chargingprofiles}/{session_id}?duration=..&response_url=..``; the CPO posts an
+        ActiveChargingProfileResult to the response_url."""
+        sent = self._new_profile_request(ProfileRequestKind.ACTIVE, session_id)
+        sent.params = {"duration": str(duration), "response_url": sent.response_url}
+        return await self._send_profile_request(sent)
+
+    async def clear_charging_profile(self, session_id: str) -> SentChargingProfileRequest:
+        """DELETE ``{chargingprofiles}/{session_id}?response_url=..``; the CPO posts a
+        ClearProfileResult to the response_url."""
+        sent = self._new_profile_request(ProfileRequestKind.CLEAR, session_id)
+        sent.params = {"response_url": sent.response_url}
+        return await self._send_profile_request(sent)
+
+    def _new_profile_request(
+        self, kind: ProfileRequestKind, session_id: str
+    ) -> SentChargingProfileRequest:
+        request_id = uuid.uuid4().hex
+        base = self.state.endpoint_url(ModuleID.CHARGINGPROFILES)
+        sent = SentChargingProfileRequest(
+            request_id, kind, session_id, f"{base}/{kind.value}/{request_id}"
+        )
+        self.state.charging_profile_requests[request_id] = sent
+        return sent
+
+    async def _send_profile_request(
+        self, sent: SentChargingProfileRequest
+    ) -> SentChargingProfileRequest:
+        sent.response = await self._call_peer(
+            sent.method,
+            ModuleID.CHARGINGPROFILES,
+            InterfaceRole.RECEIVER,
+            f"/{_seg(sent.session_id)}",
+            body=sent.body if sent.body is not None else MISSING,
+            params=sent.params,
+        )
+        if sent.response.ok:
+            try:
+                sent.response_data = ChargingProfileResponse.model_validate(sent.response.data)
+            except ValidationError as exc:
+                sent.problem = validation_message("ChargingProfileResponse", exc)
+        else:
+            sent.problem = sent.response.describe()
         return sent
 
     # --- pulling and generic calls ---------------------------------------------------------

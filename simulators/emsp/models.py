@@ -12,6 +12,7 @@ fields the sender left out stay out).
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -50,10 +51,21 @@ def _number(value: Any) -> Any:
     return value
 
 
+def _one_decimal(value: Any) -> Any:
+    """A JSON number with at most one decimal (OCPI charging limits and rates)."""
+    exact = Decimal(str(_number(value)))
+    if not exact.is_finite() or exact != exact.quantize(Decimal("0.1")):
+        raise ValueError("must be a number with at most one decimal")
+    return value
+
+
 DateTime = Annotated[
     datetime, PlainValidator(_datetime), PlainSerializer(format_datetime, when_used="json")
 ]
 Number = Annotated[Decimal, BeforeValidator(_number), PlainSerializer(float, when_used="json")]
+OneDecimal = Annotated[
+    Decimal, BeforeValidator(_one_decimal), PlainSerializer(float, when_used="json")
+]
 Int = Annotated[int, Strict()]
 Bool = Annotated[bool, Strict()]
 
@@ -396,6 +408,25 @@ class CommandResultType(StrEnum):
     REJECTED = "REJECTED"
     TIMEOUT = "TIMEOUT"
     UNKNOWN_RESERVATION = "UNKNOWN_RESERVATION"
+
+
+class ChargingRateUnit(StrEnum):
+    W = "W"
+    A = "A"
+
+
+class ChargingProfileResponseType(StrEnum):
+    ACCEPTED = "ACCEPTED"
+    NOT_SUPPORTED = "NOT_SUPPORTED"
+    REJECTED = "REJECTED"
+    TOO_OFTEN = "TOO_OFTEN"
+    UNKNOWN_SESSION = "UNKNOWN_SESSION"
+
+
+class ChargingProfileResultType(StrEnum):
+    ACCEPTED = "ACCEPTED"
+    REJECTED = "REJECTED"
+    UNKNOWN = "UNKNOWN"
 
 
 class VersionNumber(StrEnum):
@@ -806,6 +837,66 @@ class CommandResponse(OcpiModel):
 class CommandResult(OcpiModel):
     result: CommandResultType
     message: list[DisplayText] | None = None
+
+
+# --- ChargingProfiles ------------------------------------------------------------------------
+
+
+class ChargingProfilePeriod(OcpiModel):
+    start_period: Annotated[int, Strict(), Field(ge=0)]
+    limit: OneDecimal
+
+
+class ChargingProfile(OcpiModel):
+    start_date_time: DateTime | None = None
+    duration: Annotated[int, Strict(), Field(ge=0)] | None = None
+    charging_rate_unit: ChargingRateUnit
+    min_charging_rate: OneDecimal | None = None
+    charging_profile_period: list[ChargingProfilePeriod] | None = None
+
+    @model_validator(mode="after")
+    def _increasing_periods(self) -> ChargingProfile:
+        starts = [p.start_period for p in self.charging_profile_period or []]
+        if any(later <= earlier for earlier, later in itertools.pairwise(starts)):
+            raise ValueError("charging_profile_period start_period values must increase")
+        return self
+
+
+class ActiveChargingProfile(OcpiModel):
+    start_date_time: DateTime
+    charging_profile: ChargingProfile
+
+
+class SetChargingProfile(OcpiModel):
+    charging_profile: ChargingProfile
+    response_url: Url
+
+
+class ChargingProfileResponse(OcpiModel):
+    result: ChargingProfileResponseType
+    timeout: Int
+
+
+class ActiveChargingProfileResult(OcpiModel):
+    result: ChargingProfileResultType
+    profile: ActiveChargingProfile | None = None
+
+    @model_validator(mode="after")
+    def _profile_when_accepted(self) -> ActiveChargingProfileResult:
+        if self.result is ChargingProfileResultType.ACCEPTED and self.profile is None:
+            raise ValueError("profile is required when the result is ACCEPTED")
+        return self
+
+
+class ChargingProfileResult(OcpiModel):
+    result: ChargingProfileResultType
+
+
+class ClearProfileResult(OcpiModel):
+    result: ChargingProfileResultType
+
+
+ProfileResult = ActiveChargingProfileResult | ChargingProfileResult | ClearProfileResult
 
 
 # --- Versions and credentials ----------------------------------------------------------------

@@ -1,5 +1,6 @@
 """The eMSP's functional endpoints: Locations, Sessions, CDRs, Tariffs (RECEIVER), command
-results (for the commands we send) and Tokens (SENDER)."""
+results (for the commands we send), Tokens (SENDER) and ChargingProfiles (SENDER: the results
+of our requests and the ActiveChargingProfile pushes)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,11 @@ from simulators.emsp.exchange import (
 from simulators.emsp.models import (
     CDR,
     EVSE,
+    ActiveChargingProfile,
+    ActiveChargingProfileResult,
     AuthorizationInfo,
+    ChargingProfileResult,
+    ClearProfileResult,
     CommandResult,
     CommandType,
     Connector,
@@ -34,12 +39,21 @@ from simulators.emsp.models import (
     TokenType,
     dump,
 )
-from simulators.emsp.state import Key, SimState, key
+from simulators.emsp.state import Key, ProfileRequestKind, SimState, key
 from simulators.emsp.wire import ModuleID, StatusCode
 
 M = TypeVar("M", bound=BaseModel)
 
 PATCH_UNKNOWN = "unknown object, PUT it first"
+
+RESULT_MODELS: dict[
+    ProfileRequestKind,
+    type[ActiveChargingProfileResult] | type[ChargingProfileResult] | type[ClearProfileResult],
+] = {
+    ProfileRequestKind.ACTIVE: ActiveChargingProfileResult,
+    ProfileRequestKind.SET: ChargingProfileResult,
+    ProfileRequestKind.CLEAR: ClearProfileResult,
+}
 
 
 def _python(model: BaseModel) -> dict[str, Any]:
@@ -318,6 +332,30 @@ class Receivers:
             raise invalid(f"command {command_id} was a {sent.command}, not a {command}")
         self.state.command_results.setdefault(command_id, []).append(result)
         return Reply(stored=True)
+
+    # --- charging profiles (SENDER) ------------------------------------------------------
+
+    async def post_charging_profile_result(self, call: Call, kind: str, request_id: str) -> Reply:
+        """The CPO's asynchronous answer to one of our chargingprofiles requests, at the
+        response_url we gave (``{chargingprofiles}/{active|set|clear}/{request_id}``)."""
+        try:
+            request_kind = ProfileRequestKind(kind)
+        except ValueError:
+            raise invalid(f"unknown charging profile result kind {kind!r}") from None
+        sent = self.state.charging_profile_requests.get(request_id)
+        if sent is not None and sent.kind is not request_kind:
+            raise invalid(f"request {request_id} was a {sent.method}, not a {kind} request")
+        model = RESULT_MODELS[request_kind]
+        result = validate(model, call.json_object())
+        self.state.charging_profile_results.setdefault(request_id, []).append(result)
+        return Reply(stored=True)
+
+    async def put_active_charging_profile(self, call: Call, session_id: str) -> Reply:
+        """The CPO pushes the ActiveChargingProfile of a session we set a profile for."""
+        profile = validate(ActiveChargingProfile, call.json_object())
+        created = session_id not in self.state.active_charging_profiles
+        self.state.active_charging_profiles[session_id] = profile
+        return _stored(created)
 
     # --- tokens (SENDER) -----------------------------------------------------------------
 

@@ -15,11 +15,14 @@ from typing import Any, TypeVar
 from simulators.emsp import wire
 from simulators.emsp.models import (
     CDR,
+    ActiveChargingProfile,
     AllowedType,
+    ChargingProfileResponse,
     CommandResult,
     CredentialsRole,
     Endpoint,
     Location,
+    ProfileResult,
     Role,
     Session,
     Tariff,
@@ -39,6 +42,7 @@ DEFAULT_ENDPOINTS: tuple[tuple[str, InterfaceRole], ...] = (
     (ModuleID.TARIFFS, InterfaceRole.RECEIVER),
     (ModuleID.COMMANDS, InterfaceRole.SENDER),
     (ModuleID.TOKENS, InterfaceRole.SENDER),
+    (ModuleID.CHARGINGPROFILES, InterfaceRole.SENDER),
 )
 
 
@@ -307,6 +311,62 @@ class SentCommand:
         }
 
 
+class ProfileRequestKind(StrEnum):
+    """Our chargingprofiles requests, by the result the CPO posts to their response_url."""
+
+    ACTIVE = "active"  # GET -> ActiveChargingProfileResult
+    SET = "set"  # PUT -> ChargingProfileResult
+    CLEAR = "clear"  # DELETE -> ClearProfileResult
+
+    @property
+    def method(self) -> str:
+        return {"active": "GET", "set": "PUT", "clear": "DELETE"}[self.value]
+
+
+@dataclass
+class SentChargingProfileRequest:
+    """One request we sent to the CPO's chargingprofiles RECEIVER, with its synchronous
+    answer (``response``: client.OcpiResult; ``response_data`` when it is a valid
+    ChargingProfileResponse, else ``problem`` says what is wrong)."""
+
+    request_id: str
+    kind: ProfileRequestKind
+    session_id: str
+    response_url: str
+    body: dict[str, Any] | None = None  # PUT only
+    params: dict[str, str] | None = None  # GET/DELETE query
+    response: Any = None
+    response_data: ChargingProfileResponse | None = None
+    problem: str | None = None
+
+    @property
+    def method(self) -> str:
+        return self.kind.method
+
+    @property
+    def ok(self) -> bool:
+        return self.response is not None and self.response.ok and self.response_data is not None
+
+    def to_json(self, results: list[ProfileResult]) -> dict[str, Any]:
+        response = self.response
+        return {
+            "ok": self.ok,
+            "request_id": self.request_id,
+            "method": self.method,
+            "kind": self.kind.value,
+            "session_id": self.session_id,
+            "response_url": self.response_url,
+            "body": self.body,
+            "params": self.params,
+            "status_code": response.status_code if response is not None else None,
+            "http_status": response.http_status if response is not None else None,
+            "data": dump(self.response_data) if self.response_data is not None else None,
+            "problem": self.problem,
+            "response": response.to_json() if response is not None else None,
+            "results": [dump(r) for r in results],
+        }
+
+
 Key = tuple[str, str, str]
 
 
@@ -328,6 +388,9 @@ class SimState:
     tariffs: dict[Key, Tariff] = field(default_factory=dict)
     command_results: dict[str, list[CommandResult]] = field(default_factory=dict)
     commands: dict[str, SentCommand] = field(default_factory=dict)
+    charging_profile_requests: dict[str, SentChargingProfileRequest] = field(default_factory=dict)
+    charging_profile_results: dict[str, list[ProfileResult]] = field(default_factory=dict)
+    active_charging_profiles: dict[str, ActiveChargingProfile] = field(default_factory=dict)
     tokens: dict[tuple[str, str], EmspToken] = field(default_factory=dict)  # (UID, type)
     received: list[RecordedRequest] = field(default_factory=list)
     faults: Faults = field(default_factory=Faults)
@@ -410,6 +473,8 @@ class SimState:
             "cdrs": len(self.cdrs),
             "tariffs": len(self.tariffs),
             "command_results": sum(len(v) for v in self.command_results.values()),
+            "charging_profile_results": sum(len(v) for v in self.charging_profile_results.values()),
+            "active_charging_profiles": len(self.active_charging_profiles),
             "received": len(self.received),
         }
 
@@ -434,6 +499,35 @@ class SimState:
                 if value:
                     return value
                 await self._changed.wait()
+
+    async def wait_for_command_result(
+        self,
+        command_id: str,
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> CommandResult:
+        """The first CommandResult posted for ``command_id`` (waits for it if needed)."""
+        results = await self.wait_for(lambda: self.command_results.get(command_id), timeout)
+        return results[0]
+
+    async def wait_for_charging_profile_result(
+        self,
+        request_id: str,
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> ProfileResult:
+        """The first result (ActiveChargingProfileResult, ChargingProfileResult or
+        ClearProfileResult) posted for our chargingprofiles request ``request_id``."""
+        results = await self.wait_for(
+            lambda: self.charging_profile_results.get(request_id), timeout
+        )
+        return results[0]
+
+    async def wait_for_active_charging_profile(
+        self,
+        session_id: str,
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> ActiveChargingProfile:
+        """The ActiveChargingProfile the CPO PUT for ``session_id`` (waits for one if none)."""
+        return await self.wait_for(lambda: self.active_charging_profiles.get(session_id), timeout)
 
     def to_json(self) -> dict[str, Any]:
         return {

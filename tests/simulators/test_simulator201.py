@@ -735,11 +735,11 @@ async def test_request_start_returns_running_transaction_when_evse_busy(
     [
         (call.Reset(type="Immediate"), {"status": "Accepted"}),
         (call.ChangeAvailability(operational_status="Inoperative"), {"status": "Accepted"}),
-        (call.RequestStopTransaction(transaction_id="tx"), {"status": "Accepted"}),
+        (call.RequestStopTransaction(transaction_id="tx"), {"status": "Rejected"}),
         (call.TriggerMessage(requested_message="Heartbeat"), {"status": "Accepted"}),
         (call.UnlockConnector(evse_id=1, connector_id=1), {"status": "Unlocked"}),
-        (call.ReserveNow(1, NOW, ID_TOKEN), {"status": "Accepted"}),
-        (call.CancelReservation(reservation_id=1), {"status": "Accepted"}),
+        (call.ReserveNow(1, NOW, ID_TOKEN), {"status": "Rejected"}),  # expired already
+        (call.CancelReservation(reservation_id=1), {"status": "Rejected"}),
         (
             call.SetChargingProfile(
                 evse_id=1,
@@ -759,7 +759,7 @@ async def test_request_start_returns_running_transaction_when_evse_busy(
             ),
             {"status": "Accepted"},
         ),
-        (call.ClearChargingProfile(charging_profile_id=1), {"status": "Accepted"}),
+        (call.ClearChargingProfile(charging_profile_id=1), {"status": "Unknown"}),
         (call.GetCompositeSchedule(duration=60, evse_id=1), {"status": "Rejected"}),
         (call.DataTransfer(vendor_id="x"), {"status": "UnknownVendorId"}),
         (call.ClearCache(), {"status": "Accepted"}),

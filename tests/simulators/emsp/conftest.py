@@ -70,6 +70,7 @@ async def peer(emsp: EmspSimulator) -> AsyncIterator[FakeCpo]:
             "tariffs",
             "commands",
             "tokens",
+            "chargingprofiles",
         )
     }
     try:

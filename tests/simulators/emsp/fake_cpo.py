@@ -1,7 +1,8 @@
 """A minimal test-only CPO for the eMSP simulator's tests: versions, version details and the
-credentials module (both directions), a paginated locations SENDER, a tokens RECEIVER and a
-commands RECEIVER. Written independently of ``simulators.emsp`` (its own base64, envelope and
-headers) so that a shared bug cannot hide."""
+credentials module (both directions), a paginated locations SENDER, a tokens RECEIVER, a
+commands RECEIVER and a chargingprofiles RECEIVER (answers ``profile_answer``). Written
+independently of ``simulators.emsp`` (its own base64, envelope and headers) so that a shared
+bug cannot hide."""
 
 from __future__ import annotations
 
@@ -63,6 +64,9 @@ class FakeCpo:
         self.requests: list[tuple[str, str, dict[str, str], Any]] = []
         self.tokens: dict[str, Any] = {}
         self.commands: list[tuple[str, Any]] = []
+        # chargingprofiles requests: (method, session id, query, body)
+        self.profile_requests: list[tuple[str, str, dict[str, str], Any]] = []
+        self.profile_answer: dict[str, Any] = {"result": "ACCEPTED", "timeout": 30}
         self.app = self._build()
         self._server: EmbeddedServer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -224,6 +228,7 @@ class FakeCpo:
                 ("locations", "SENDER"),
                 ("tokens", "RECEIVER"),
                 ("commands", "RECEIVER"),
+                ("chargingprofiles", "RECEIVER"),
             ]
             if self.with_credentials:
                 modules.insert(0, ("credentials", "SENDER"))
@@ -280,5 +285,15 @@ class FakeCpo:
         async def post_command(request: Request, command: str) -> Response:
             self.commands.append((command, json.loads(await request.body())))
             return reply(envelope(data={"result": "ACCEPTED", "timeout": 30}))
+
+        @app.api_route(
+            "/ocpi/cpo/2.2.1/chargingprofiles/{session_id}", methods=["GET", "PUT", "DELETE"]
+        )
+        async def charging_profiles(request: Request, session_id: str) -> Response:
+            raw = await request.body()
+            body = json.loads(raw) if raw else None
+            query = dict(request.query_params)
+            self.profile_requests.append((request.method, session_id, query, body))
+            return reply(envelope(data=self.profile_answer))
 
         return app

@@ -29,6 +29,7 @@ async def test_versions_lists_2_2_1_with_endpoints_when_asked_with_token_a(
         ("cdrs", "RECEIVER"),
         ("tariffs", "RECEIVER"),
         ("commands", "SENDER"),
+        ("chargingprofiles", "SENDER"),
         ("tokens", "SENDER"),
     }
     assert all(not url.endswith("/") for url in endpoints.values())
