@@ -12,6 +12,8 @@ from bridge.api import (
     admin,
     admin_locations,
     admin_outbox,
+    chargingprofiles,
+    commands,
     credentials,
     locations,
     sessions,
@@ -34,6 +36,8 @@ def create_app(health: HealthProbe, platform: OcpiPlatform) -> FastAPI:
     app.include_router(credentials.router)
     app.include_router(locations.router)
     app.include_router(tokens.router)
+    app.include_router(commands.router)
+    app.include_router(chargingprofiles.router)
     app.include_router(sessions.sessions_router)
     app.include_router(sessions.cdrs_router)
     app.include_router(sessions.tariffs_router)

@@ -14,6 +14,8 @@ that requires real time)
 unknown to every eMSP                        the operator's own tokens, then the configured hub
                                              partner in real time, else Unknown (1.6 Invalid)
 2.0.1 ``NoAuthorization``                    Accepted: the station was set up for free charging
+the token of an eMSP's START_SESSION or      Accepted without asking again (COMMAND), the
+RESERVE_NOW at that charger                  command's ``authorization_reference`` kept
 ===========================================  ==================================================
 
 A real-time answer maps ALLOWED -> Accepted, BLOCKED -> Blocked, EXPIRED -> Expired,
@@ -35,6 +37,7 @@ from urllib.parse import quote
 
 from pydantic import ValidationError
 
+from bridge.commands import GrantLookup
 from bridge.identity import CpoIdentity
 from bridge.mapping import tokens as rules
 from bridge.ocpi.models import InterfaceRole, ModuleID, validation_details
@@ -57,6 +60,7 @@ class Source:
     TOKEN = "token"  # a Token an eMSP gave us
     OPERATOR = "operator"  # the operator's own tokens (site file / CLI)
     HUB = "hub"  # unknown here, answered by the hub partner
+    COMMAND = "command"  # the token of an eMSP's START_SESSION / RESERVE_NOW
     FREE = "free"  # 2.0.1 NoAuthorization
     UNKNOWN = "unknown"
 
@@ -86,6 +90,7 @@ class _Outcome:
     expires_at: datetime | None = None
     evse_ids: tuple[int, ...] = ()
     detail: str | None = None
+    authorization_reference: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,6 +115,7 @@ class OcpiAuthorizer(TokenAuthorizer):
         operator: TokenAuthorizer,
         policy: AuthorizationPolicy,
         clock: Callable[[], datetime],
+        grants: GrantLookup | None = None,
     ) -> None:
         self._tokens = tokens
         self._partner = partner
@@ -120,6 +126,7 @@ class OcpiAuthorizer(TokenAuthorizer):
         self._operator = operator
         self._policy = policy
         self._clock = clock
+        self._grants = grants
         self._reuse: dict[tuple[str, ...], tuple[float, AuthorizationDecision]] = {}
 
     async def authorize(self, request: AuthorizationRequest) -> AuthorizationDecision:
@@ -127,6 +134,20 @@ class OcpiAuthorizer(TokenAuthorizer):
         if id_token.kind is IdTokenKind.NO_AUTHORIZATION:
             return await self._decided(
                 request, _Outcome(status=AuthorizationStatus.ACCEPTED, source=Source.FREE)
+            )
+        grant = await self._grants(request) if self._grants is not None else None
+        if grant is not None:
+            return await self._decided(
+                request,
+                _Outcome(
+                    status=AuthorizationStatus.ACCEPTED,
+                    source=Source.COMMAND,
+                    partner_id=grant.partner_id,
+                    token=grant.token,
+                    auth_method=AuthMethod.COMMAND,
+                    authorization_reference=grant.authorization_reference,
+                    detail=f"token of command #{grant.command_id}",
+                ),
             )
         found = await self._owned(await self._lookup(id_token))
         if found is None:
@@ -380,7 +401,8 @@ class OcpiAuthorizer(TokenAuthorizer):
                 partner_id=outcome.partner_id,
                 cdr_token=dump_cdr_token(outcome.token) if outcome.token else None,
                 auth_method=outcome.auth_method.value if outcome.auth_method else None,
-                authorization_reference=info.authorization_reference if info else None,
+                authorization_reference=outcome.authorization_reference
+                or (info.authorization_reference if info else None),
                 allowed=info.allowed.value if info else None,
                 detail=outcome.detail,
                 decided_at=self._clock(),

@@ -18,6 +18,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bridge.api.platform import OcpiPlatform
 from bridge.app import create_app
 from bridge.authorization import AuthorizationPolicy, OcpiAuthorizer
+from bridge.chargingprofiles import ChargingProfilePolicy, ChargingProfileService
+from bridge.commands import CommandGrant, CommandPolicy, CommandService
 from bridge.identity import CpoIdentity
 from bridge.locations import ApplyReport, LocationService, PartnerDirectory
 from bridge.ocpi.models import ModuleID
@@ -39,6 +41,7 @@ from bridge.tariffs import TariffService, tariffs_by_ids
 from bridge.tokens import TokenService
 from csms.clock import utc_now
 from csms.domain.model import AuthorizationStatus, RegistrationStatus
+from csms.domain.requests import AuthorizationRequest
 from csms.errors import ChargerAlreadyExists
 from csms.registry import ConnectionRegistry
 from csms.server import OcppServer
@@ -95,6 +98,7 @@ class BridgeApp:
             identity=self.identity,
             place_of=self.location_reader.place_of,
             operator=self.authorizer,
+            grants=self._command_grant,
             policy=AuthorizationPolicy(
                 timeout_s=settings.authorization_timeout,
                 hub=settings.hub_party(),
@@ -186,6 +190,32 @@ class BridgeApp:
         self.session_projector = Projector(
             self.db, events, self.sessions.project, name="sessions", on_enqueued=self.push_committed
         )
+        # Commands: eMSP commands sent to the chargers, their results back through the outbox.
+        self.commands = CommandService(
+            self.db,
+            chargers=self.registry,
+            locations=self.location_reader,
+            sessions=self.session_reader,
+            policy=CommandPolicy(
+                call_timeout_s=settings.ocpp_call_timeout,
+                margin_s=settings.command_result_margin,
+            ),
+            on_enqueued=self.push_committed,
+            clock=utc_now,
+        )
+        # Charging profiles: eMSP limits on their sessions, results through the outbox.
+        self.charging_profiles = ChargingProfileService(
+            self.db,
+            chargers=self.registry,
+            sessions=self.session_reader,
+            policy=ChargingProfilePolicy(
+                call_timeout_s=settings.ocpp_call_timeout,
+                margin_s=settings.command_result_margin,
+                stack_level=settings.charging_profile_stack_level,
+            ),
+            on_enqueued=self.push_committed,
+            clock=utc_now,
+        )
         self.sites = SiteOperations(
             directory=self.chargers,
             locations=self.locations,
@@ -221,9 +251,12 @@ class BridgeApp:
         self.session_projector.start()
         if self.recorder is not None:
             self.recorder.start()
+        await self.charging_profiles.recover()  # requests a previous run left unanswered
         await self.ocpp.start()
         await self._start_http()
         self.push_worker.start()
+        # Commands a previous run left unanswered get TIMEOUT now, later ones at their deadline.
+        self.commands.start(interval_s=max(0.5, min(30.0, self.settings.command_result_margin)))
         self._schedule_jobs()
         if not self.settings.public_url and self.settings.host not in ("127.0.0.1", "localhost"):
             log.warning(
@@ -246,6 +279,8 @@ class BridgeApp:
             await self.projector.stop()
             await self.session_projector.stop()
             await self.tokens.stop()
+            await self.commands.stop()
+            await self.charging_profiles.stop()
             await self.push_worker.stop()
             if self.scheduler.running:
                 self.scheduler.shutdown(wait=False)
@@ -330,6 +365,8 @@ class BridgeApp:
             tokens=self.tokens,
             sessions=self.session_reader,
             tariffs=self.tariffs,
+            commands=self.commands,
+            charging_profiles=self.charging_profiles,
         )
 
     async def health(self) -> dict[str, Any]:
@@ -370,6 +407,9 @@ class BridgeApp:
                 "partner %d stored CDR %s without a Location header", entry.partner_id, cdr_id
             )
 
+    async def _command_grant(self, request: AuthorizationRequest) -> CommandGrant | None:
+        return await self.commands.grant_for(request)
+
     def push_committed(self) -> None:
         """Call after a transaction that enqueued pushes has committed: the worker looks now."""
         self.push_worker.wake()
@@ -397,6 +437,14 @@ class BridgeApp:
                 coalesce=True,
                 max_instances=1,
             )
+        self.scheduler.add_job(
+            self.charging_profiles.expire,
+            "interval",
+            seconds=max(1.0, min(30.0, self.settings.command_result_margin / 2)),
+            id="charging-profile-deadlines",
+            coalesce=True,
+            max_instances=1,
+        )
         self.scheduler.add_job(
             self._purge_decisions, "interval", hours=6, id="purge-authorizations", coalesce=True
         )

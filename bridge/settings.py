@@ -28,6 +28,16 @@ class Settings(BaseSettings):
     auto_register: bool = False
     ocpp_max_frame_bytes: int = Field(default=256 * 1024, ge=1024)
     ocpp_call_timeout: float = Field(default=30.0, gt=0, description="seconds")
+    command_result_margin: float = Field(
+        default=10.0,
+        gt=0,
+        description="seconds added to ocpp_call_timeout for an OCPI command's result deadline",
+    )
+    charging_profile_stack_level: int = Field(
+        default=50,
+        ge=0,
+        description="OCPP stackLevel of the eMSPs' TxProfiles (above the CPO's own profiles)",
+    )
     frame_retention_days: int = Field(default=90, ge=0, description="0 keeps frames forever")
     frame_log_enabled: bool = True
     base_report: str = Field(

@@ -10,6 +10,8 @@ from bridge.registration import PartnerService
 from bridge.store.locations import LocationReader
 
 if TYPE_CHECKING:
+    from bridge.chargingprofiles import ChargingProfileService
+    from bridge.commands import CommandService
     from bridge.push.worker import OutboxService
     from bridge.sites import SiteOperations
     from bridge.store.sessions import SessionReader
@@ -28,6 +30,8 @@ class OcpiPlatform:
     tokens: TokenService | None = None
     sessions: SessionReader | None = None
     tariffs: TariffService | None = None
+    commands: CommandService | None = None
+    charging_profiles: ChargingProfileService | None = None
 
     @property
     def identity(self) -> CpoIdentity:

@@ -18,6 +18,8 @@ IMPLEMENTED_MODULES: tuple[tuple[ModuleID, InterfaceRole], ...] = (
     (ModuleID.CDRS, InterfaceRole.SENDER),
     (ModuleID.TARIFFS, InterfaceRole.SENDER),
     (ModuleID.TOKENS, InterfaceRole.RECEIVER),
+    (ModuleID.COMMANDS, InterfaceRole.RECEIVER),
+    (ModuleID.CHARGING_PROFILES, InterfaceRole.RECEIVER),
 )
 
 router = APIRouter()

@@ -283,6 +283,11 @@ class LocationReader:
             )
         return list(rows), total
 
+    async def bindings_of(self, location_id: str) -> list[Binding]:
+        """The live EVSEs of a Location: which charger and OCPP EVSE each one is."""
+        async with self._db.read() as session:
+            return await bindings_of_location(session, location_key(location_id))
+
     async def published(self, location_id: str) -> Location | None:
         async with self._db.read() as session:
             row = await session.get(LocationRow, location_key(location_id))

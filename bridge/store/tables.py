@@ -252,3 +252,75 @@ class TariffRow(SQLModel, table=True):
     origin: str = Field(max_length=8, description="'site' or 'api'")
     last_updated: datetime = Field(sa_column=_utc_column(nullable=False))
     document: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class CommandRow(SQLModel, table=True):
+    """One OCPI command an eMSP sent (reference 3.6), from its acceptance to the CommandResult
+    queued for its ``response_url``. ``id`` is also the 2.0.1 ``remoteStartId`` of a
+    START_SESSION. ``id_tag`` is what the charger was given for the token (its uid, or a short
+    alias for OCPP 1.6), so that the transaction it starts is recognised as this command's."""
+
+    __tablename__ = "ocpi_commands"
+    __table_args__ = (Index("ix_ocpi_commands_grant", "charger_id", "id_tag", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    partner_id: int
+    command: str = Field(max_length=24)
+    request: str = Field(sa_column=Column(Text, nullable=False))
+    response_url: str = Field(max_length=255)
+    charger_id: str | None = Field(default=None, max_length=48)
+    ocpp_evse_id: int | None = None
+    id_tag: str | None = Field(default=None, max_length=36)
+    token: str | None = Field(default=None, sa_column=Column(Text), description="OCPI Token")
+    authorization_reference: str | None = Field(default=None, max_length=36)
+    created_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    deadline_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    result: str | None = Field(default=None, max_length=24)
+    detail: str | None = Field(default=None, max_length=255)
+    answered_at: datetime | None = Field(default=None, sa_column=_utc_column())
+
+
+class ReservationRow(SQLModel, table=True):
+    """An eMSP's reservation (its ``reservation_id``, unique per eMSP party) and the CPO-unique
+    OCPP reservation id it is sent to the charger as (``id``)."""
+
+    __tablename__ = "ocpi_reservations"
+    __table_args__ = (UniqueConstraint("partner_id", "reservation_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    partner_id: int
+    reservation_id: str = Field(max_length=36)
+    charger_id: str = Field(max_length=48)
+    ocpp_evse_id: int | None = None
+    location_id: str = Field(max_length=36)
+    expires_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    command_id: int = Field(description="the RESERVE_NOW that made or last replaced it")
+    cancelled: bool = False
+
+
+class ChargingProfileRequestRow(SQLModel, table=True):
+    """One chargingprofiles request an eMSP sent (reference 3.7) and answered ``ACCEPTED``,
+    from then until its result is queued for ``response_url`` (``result`` set). ``kind`` is
+    ``SET`` (PUT), ``ACTIVE`` (GET) or ``CLEAR`` (DELETE); ``profile_id`` the OCPP
+    ``chargingProfileId`` of the session's profile (SET and CLEAR), the same for every request
+    of one session: the first SET row's ``id`` (AUTOINCREMENT, never reused)."""
+
+    __tablename__ = "ocpi_charging_profile_requests"
+    __table_args__ = (
+        Index("ix_ocpi_charging_profile_requests_session", "session_id", "kind"),
+        Index("ix_ocpi_charging_profile_requests_open", "result", "deadline_at"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    partner_id: int
+    session_id: str = Field(max_length=36)
+    kind: str = Field(max_length=8)
+    response_url: str = Field(max_length=255)
+    request: str = Field(sa_column=Column(Text, nullable=False), description="JSON")
+    profile_id: int | None = None
+    created_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    deadline_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    result: str | None = Field(default=None, max_length=16)
+    detail: str | None = Field(default=None, max_length=255)
+    answered_at: datetime | None = Field(default=None, sa_column=_utc_column())
