@@ -37,3 +37,29 @@ test: lint typecheck imports pytest
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
+
+# Benchmarks (docs/benchmarks.md): each scenario median of 3 runs, a few minutes each.
+.PHONY: bench-connections bench-ingest bench-push bench-reads bench-cdrs bench-all bench-smoke bench-report
+
+bench-connections: $(STAMP)
+	$(BIN)/python -m bench connections --runs 3 --hold 30
+
+bench-ingest: $(STAMP)
+	$(BIN)/python -m bench ingest --runs 3 --duration 15
+
+bench-push: $(STAMP)
+	$(BIN)/python -m bench push --runs 3
+
+bench-reads: $(STAMP)
+	$(BIN)/python -m bench reads --runs 3
+
+bench-cdrs: $(STAMP)
+	$(BIN)/python -m bench cdrs --runs 3
+
+bench-all: bench-ingest bench-push bench-cdrs bench-reads bench-connections
+
+bench-smoke: $(STAMP)
+	$(BIN)/pytest tests/bench
+
+bench-report: $(STAMP)
+	$(BIN)/python -m bench report

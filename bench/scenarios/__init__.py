@@ -1,0 +1,1 @@
+"""The five scenarios of issue #9, one module each."""

@@ -1,0 +1,240 @@
+"""Scenario 2, ingest: chargers in sessions send MeterValues (1.6) / TransactionEvent Updated
+(2.0.1), persisted and projected into OCPI sessions.
+
+Three phases per run, the same fleet and frames each time:
+
+* ``bridge-max``: every charger sends its next message as soon as the previous one is answered
+  (one call in flight per connection, as OCPP-J allows): the bridge's throughput, its CPU
+  seconds, messages per CPU-second;
+* ``bridge-rated``: the fleet offers ``--rate`` messages per second (each charger every
+  chargers/rate seconds): reply p50/p99 at that load;
+* ``ceiling-max``: the same as ``bridge-max`` against ``bench.ceiling`` (the bare ``ocpp``
+  package on ``websockets``, nothing persisted), pinned to the same core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sqlite3
+import statistics
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench import drive, procs, world
+from bench.loadgen import Charger, Fleet, close_all, connect_all, raise_fd_limit, run_each
+from bench.scenarios.base import Summary, bounded, choose
+from bench.site import SiteSpec
+from bench.stats import LoadStats
+
+NAME = "ingest"
+HELP = "meter values as fast as the bridge takes them, vs the bare ocpp library ceiling"
+TAG = "BENCH-TAG-1"
+METER_ACTIONS = ("MeterValues", "TransactionEvent")
+TARGET_RATE = 1500.0
+TARGET_P99_MS = 50.0
+TARGET_RATIO = 0.5
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--chargers", type=int, help="chargers in sessions (default 1000)")
+    parser.add_argument("--duration", type=float, help="measured seconds per phase (default 20)")
+    parser.add_argument("--warmup", type=float, help="seconds before measuring (default 3)")
+    parser.add_argument("--rate", type=float, default=TARGET_RATE, help="offered msg/s (rated)")
+    parser.add_argument("--v201-share", type=float, default=0.5, help="fraction on 2.0.1")
+
+
+def _count(args: argparse.Namespace) -> int:
+    return int(choose(args.chargers, args.smoke, 10, 1000))
+
+
+def _ids(count: int) -> list[str]:
+    return [f"BENCH-CP-{i:05d}" for i in range(count)]
+
+
+def prepare(options: world.Options, args: argparse.Namespace) -> Path:
+    count = _count(args)
+    spec = SiteSpec(chargers=_ids(count), tokens=[TAG], locations=count, tariff=True)
+    return world.prepare_database(options.workdir, spec, {})
+
+
+async def _phase(
+    chargers: Sequence[Charger],
+    transactions: dict[str, drive.Transaction],
+    *,
+    warmup: float,
+    duration: float,
+    interval: float,
+    pid: int,
+) -> dict[str, Any]:
+    """Meter values from every charger for warmup + duration seconds; figures of the measured
+    window (messages answered, per second, per CPU-second of ``pid``, latency)."""
+    stats = LoadStats(recording=False)
+    for charger in chargers:
+        charger.stats = stats
+    begin = time.monotonic()
+    measure_from = begin + warmup
+    end = measure_from + duration
+    marks: dict[str, Any] = {}
+
+    async def mark() -> None:
+        await asyncio.sleep(max(0.0, measure_from - time.monotonic()))
+        stats.recording = True
+        marks["cpu0"] = procs.sample(pid).cpu_s
+        marks["threads0"] = procs.thread_cpu(pid)
+        marks["t0"] = time.monotonic()
+        await asyncio.sleep(max(0.0, end - time.monotonic()))
+        stats.recording = False
+        marks["cpu1"] = procs.sample(pid).cpu_s
+        marks["threads1"] = procs.thread_cpu(pid)
+        marks["t1"] = time.monotonic()
+
+    async def send(index: int, charger: Charger) -> None:
+        tx = transactions[charger.charger_id]
+        # Spread the first sends over one interval so a rated fleet does not move in step.
+        next_at = begin + (index / max(1, len(chargers))) * interval
+        while True:
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            if time.monotonic() >= end:
+                return
+            await drive.meter(charger, tx)
+            next_at = max(next_at + interval, time.monotonic()) if interval else 0.0
+
+    marker = asyncio.create_task(mark())
+    await run_each(chargers, send)
+    await marker
+    elapsed = marks["t1"] - marks["t0"]
+    answered = stats.answered(METER_ACTIONS)
+    cpu = marks["cpu1"] - marks["cpu0"]
+    return {
+        "messages": answered,
+        "seconds": round(elapsed, 2),
+        "messages_per_s": round(answered / elapsed, 1),
+        "cpu_s": round(cpu, 2),
+        "main_thread_cpu_s": round(marks["threads1"][0] - marks["threads0"][0], 2),
+        "other_threads_cpu_s": round(marks["threads1"][1] - marks["threads0"][1], 2),
+        "messages_per_cpu_s": round(answered / cpu, 1) if cpu else 0.0,
+        "load": stats.to_json(),
+    }
+
+
+async def _fleet_run(
+    base_url: str, fleet: Fleet, pid: int, args: argparse.Namespace, phases: dict[str, float]
+) -> dict[str, Any]:
+    """Connect, boot, start one transaction per charger, then run each phase (name: interval)."""
+    setup = LoadStats()
+    chargers = [Charger(cid, fleet.version(i), setup) for i, cid in enumerate(fleet.ids)]
+    connected, _ = await connect_all(
+        chargers, base_url, rate=500.0, deadline=time.monotonic() + 300
+    )
+    booted = await bounded(connected, drive.boot)
+    transactions: dict[str, drive.Transaction] = {}
+
+    async def begin(charger: Charger) -> None:
+        transactions[charger.charger_id] = await drive.start(charger, TAG, 1, 1000)
+
+    started = await bounded(connected, begin)
+    ready = [c for c in connected if c.charger_id in transactions]
+    out: dict[str, Any] = {
+        "connected": len(connected),
+        "booted": booted,
+        "transactions": started,
+        "setup": setup.to_json(),
+    }
+    warmup = float(choose(args.warmup, args.smoke, 0.5, 3.0))
+    duration = float(choose(args.duration, args.smoke, 2.0, 20.0))
+    for name, interval in phases.items():
+        out[name] = await _phase(
+            ready, transactions, warmup=warmup, duration=duration, interval=interval, pid=pid
+        )
+    await close_all(connected)
+    return out
+
+
+def _projected(database: Path) -> dict[str, int]:
+    """OCPI sessions the bridge projected (read from its stopped SQLite database)."""
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+        sessions = db.execute("SELECT count(*) FROM ocpi_sessions").fetchone()[0]
+        active = db.execute(
+            "SELECT count(*) FROM ocpi_sessions WHERE status = 'ACTIVE'"
+        ).fetchone()[0]
+    return {"ocpi_sessions": int(sessions), "active": int(active)}
+
+
+async def run_once(
+    options: world.Options, args: argparse.Namespace, template: Path, index: int
+) -> dict[str, Any]:
+    count = _count(args)
+    raise_fd_limit(count + 1000)
+    fleet = Fleet(ids=_ids(count), v201_share=args.v201_share)
+    directory = world.run_dir(options.workdir, template, f"run-{index}")
+    rated_interval = count / args.rate
+    with world.bridge(options, directory, {}) as bridge:
+        result = await _fleet_run(
+            bridge.ocpp_url,
+            fleet,
+            bridge.pid,
+            args,
+            {"bridge-max": 0.0, "bridge-rated": rated_interval},
+        )
+        rss = bridge.sample().rss_kib
+    result["bridge_rss_mib"] = round(rss / 1024, 1)
+    try:
+        result["projection"] = _projected(directory / "bench.db")
+    except sqlite3.Error as exc:
+        result["projection"] = {"error": str(exc)}
+    with procs.run_ceiling(options.workdir, core=world.bridge_core(options)) as (pid, port):
+        ceiling = await _fleet_run(
+            f"ws://127.0.0.1:{port}/ocpp", fleet, pid, args, {"ceiling-max": 0.0}
+        )
+    result["ceiling-max"] = ceiling["ceiling-max"]
+    bridge_rate = result["bridge-max"]["messages_per_s"]
+    ceiling_rate = ceiling["ceiling-max"]["messages_per_s"]
+    result["ratio_bridge_to_ceiling"] = round(bridge_rate / ceiling_rate, 3) if ceiling_rate else 0
+    return result
+
+
+def _p(phase: dict[str, Any], key: str) -> float:
+    latency = phase["load"]["latency"]["all"]
+    return float(latency[key])
+
+
+def summarize(runs: list[dict[str, Any]], args: argparse.Namespace) -> Summary:
+    def med(values: list[float]) -> float:
+        return round(statistics.median(values), 2)
+
+    medians = {
+        "bridge_max_msg_per_s": med([r["bridge-max"]["messages_per_s"] for r in runs]),
+        "bridge_msg_per_cpu_s": med([r["bridge-max"]["messages_per_cpu_s"] for r in runs]),
+        "bridge_max_p50_ms": med([_p(r["bridge-max"], "p50_ms") for r in runs]),
+        "bridge_max_p99_ms": med([_p(r["bridge-max"], "p99_ms") for r in runs]),
+        "rated_offered_msg_per_s": float(args.rate),
+        "rated_msg_per_s": med([r["bridge-rated"]["messages_per_s"] for r in runs]),
+        "rated_p50_ms": med([_p(r["bridge-rated"], "p50_ms") for r in runs]),
+        "rated_p99_ms": med([_p(r["bridge-rated"], "p99_ms") for r in runs]),
+        "ceiling_msg_per_s": med([r["ceiling-max"]["messages_per_s"] for r in runs]),
+        "ceiling_msg_per_cpu_s": med([r["ceiling-max"]["messages_per_cpu_s"] for r in runs]),
+        "ratio": med([r["ratio_bridge_to_ceiling"] for r in runs]),
+    }
+    met = (
+        medians["bridge_max_msg_per_s"] >= TARGET_RATE
+        and medians["rated_msg_per_s"] >= 0.98 * TARGET_RATE
+        and medians["rated_p99_ms"] < TARGET_P99_MS
+        and medians["ratio"] >= TARGET_RATIO
+    )
+    headline = (
+        f"bridge {medians['bridge_max_msg_per_s']:.0f} msg/s "
+        f"({medians['bridge_msg_per_cpu_s']:.0f} msg/CPU-s, p50 "
+        f"{medians['bridge_max_p50_ms']:.0f} / p99 {medians['bridge_max_p99_ms']:.0f} ms "
+        f"saturated); at {args.rate:.0f} msg/s offered: {medians['rated_msg_per_s']:.0f} msg/s, "
+        f"p50 {medians['rated_p50_ms']:.1f} / p99 {medians['rated_p99_ms']:.1f} ms; "
+        f"bare ocpp ceiling {medians['ceiling_msg_per_s']:.0f} msg/s; "
+        f"ratio {medians['ratio']:.2f}"
+    )
+    target = (
+        f">= {TARGET_RATE:.0f} persisted msg/s, p99 < {TARGET_P99_MS:.0f} ms at that rate, "
+        f"ratio >= {TARGET_RATIO}"
+    )
+    return Summary(medians=medians, headline=headline, target=target, met=met)

@@ -1,0 +1,87 @@
+"""The pure parts of the benchmark suite: percentiles, the version mix, the loopback guard and
+the matching of pushes to the messages that caused them."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import frames
+from bench.loadgen import Fleet, LoadError, require_loopback
+from bench.scenarios.cdrs import pair_cdrs
+from bench.scenarios.push import match_latencies
+from bench.site import SiteSpec, site_toml
+from bench.stats import percentile, summarize
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 0.5) == 50.0
+    assert percentile(values, 0.99) == 99.0
+    assert percentile([], 0.99) == 0.0
+    assert summarize([0.001, 0.002])["max_ms"] == 2.0
+
+
+def test_fleet_spreads_the_version_mix() -> None:
+    fleet = Fleet(ids=[str(i) for i in range(10)], v201_share=0.3)
+    versions = [fleet.version(i) for i in range(10)]
+    assert versions.count(frames.V201) == 3
+    only_16 = Fleet(ids=["a", "b"], v201_share=0.0)
+    assert {only_16.version(0), only_16.version(1)} == {frames.V16}
+
+
+@pytest.mark.parametrize("url", ["ws://10.0.0.1:9000/ocpp", "ws://localhost:9000/ocpp"])
+def test_the_load_generator_only_targets_127_0_0_1(url: str) -> None:
+    with pytest.raises(LoadError):
+        require_loopback(url)
+    require_loopback("ws://127.0.0.1:9000/ocpp")
+
+
+def test_hot_path_frames_are_valid_json() -> None:
+    import json
+
+    meter = json.loads(frames.meter_16("7", 42, 1234))
+    assert meter[:3] == [2, "7", "MeterValues"]
+    assert meter[3]["meterValue"][0]["sampledValue"][0]["value"] == "1234"
+    updated = json.loads(frames.updated_201("8", "TX-1", 3, 99))
+    assert updated[3]["seqNo"] == 3
+    assert updated[3]["meterValue"][0]["sampledValue"][0]["value"] == 99
+
+
+def test_status_pushes_are_matched_to_the_first_patch_after_the_send() -> None:
+    patches = [
+        {"method": "PATCH", "path": "/x/L1/E1", "at": "2026-01-01T00:00:01.100Z"},
+        {"method": "PATCH", "path": "/x/L1/E1", "at": "2026-01-01T00:00:03.050Z"},
+        {"method": "PUT", "path": "/x/L2", "at": "2026-01-01T00:00:01.000Z"},
+    ]
+    base = 1767225600.0  # 2026-01-01T00:00:00Z
+    delays, missing = match_latencies(
+        [("E1", base + 1.0), ("E1", base + 3.0), ("E2", base)], patches
+    )
+    assert [round(d, 3) for d in delays] == [0.1, 0.05]
+    assert missing == 1
+
+
+def test_cdrs_are_paired_in_order_per_evse() -> None:
+    posts = [
+        {
+            "method": "POST",
+            "at": "2026-01-01T00:00:02Z",
+            "body": {"cdr_location": {"evse_uid": "E"}},
+        },
+        {
+            "method": "POST",
+            "at": "2026-01-01T00:00:05Z",
+            "body": {"cdr_location": {"evse_uid": "E"}},
+        },
+    ]
+    base = 1767225600.0
+    delays, times = pair_cdrs([("E", base + 1), ("E", base + 4)], posts)
+    assert delays == [1.0, 1.0]
+    assert len(times) == 2
+
+
+def test_site_binds_every_location_to_a_charger() -> None:
+    text = site_toml(SiteSpec(chargers=["A", "B"], locations=2, tariff=True))
+    assert text.count("[[locations]]") == 2
+    assert 'charger = "B"' in text
+    assert "PARKING_TIME" in text
