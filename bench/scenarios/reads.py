@@ -42,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def prepare(options: world.Options, args: argparse.Namespace) -> Path:
     locations = int(choose(args.locations, args.smoke, 50, 10_000))
     count = int(choose(args.session_chargers, args.smoke, 4, 100))
+    ready = options.workdir / "template"
+    if (ready / "token_c.txt").exists():  # --workdir of an earlier run: reuse its database
+        return ready
     ids = [f"BENCH-CP-{i:05d}" for i in range(max(count, locations))]
     spec = SiteSpec(chargers=ids, locations=locations, tariff=True)
     template = world.prepare_database(options.workdir, spec, {})
