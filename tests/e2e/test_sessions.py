@@ -182,6 +182,12 @@ async def session_201(app: BridgeApp, stack: AsyncExitStack) -> Any:
     await sim.connect()
     stack.push_async_callback(sim.disconnect)
     await sim.boot()
+    await events_201(sim)
+    return sim, "TX-MONEY"
+
+
+async def events_201(sim: Any) -> None:
+    """The session's TransactionEvents up to the parking (the stop is ``stop_201``)."""
     await sim.transaction_event(
         "Started",
         "TX-MONEY",
@@ -207,7 +213,6 @@ async def session_201(app: BridgeApp, stack: AsyncExitStack) -> Any:
         timestamp=at(30),
         charging_state="SuspendedEV",
     )
-    return sim, "TX-MONEY"
 
 
 async def stop_201(sim: Any, tx: str) -> None:
@@ -407,31 +412,7 @@ async def messages_16(sim: Any) -> None:
 
 
 async def messages_201(sim: Any) -> None:
-    await sim.transaction_event(
-        "Started",
-        "TX-MONEY",
-        "Authorized",
-        timestamp=at(0),
-        evse=(1, 1),
-        id_token=(TOKEN, "ISO14443"),
-        charging_state="Charging",
-        meter_value=sampled_201(10_000, 0, "Transaction.Begin"),
-    )
-    for minutes, wh in ((10, 13_000), (20, 16_000), (30, 19_000)):
-        await sim.transaction_event(
-            "Updated",
-            "TX-MONEY",
-            "MeterValuePeriodic",
-            timestamp=at(minutes),
-            meter_value=sampled_201(wh, minutes),
-        )
-    await sim.transaction_event(
-        "Updated",
-        "TX-MONEY",
-        "ChargingStateChanged",
-        timestamp=at(30),
-        charging_state="SuspendedEV",
-    )
+    await events_201(sim)
     await stop_201(sim, "TX-MONEY")
 
 
