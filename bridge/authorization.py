@@ -91,6 +91,7 @@ class _Outcome:
     evse_ids: tuple[int, ...] = ()
     detail: str | None = None
     authorization_reference: str | None = None
+    command_id: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -147,6 +148,7 @@ class OcpiAuthorizer(TokenAuthorizer):
                     auth_method=AuthMethod.COMMAND,
                     authorization_reference=grant.authorization_reference,
                     detail=f"token of command #{grant.command_id}",
+                    command_id=grant.command_id,
                 ),
             )
         found = await self._owned(await self._lookup(id_token))
@@ -405,6 +407,7 @@ class OcpiAuthorizer(TokenAuthorizer):
                 or (info.authorization_reference if info else None),
                 allowed=info.allowed.value if info else None,
                 detail=outcome.detail,
+                command_id=outcome.command_id,
                 decided_at=self._clock(),
             )
         )

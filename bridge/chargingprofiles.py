@@ -164,6 +164,14 @@ class ChargingProfileService:
         if refused is not None:
             return refused
         assert session is not None
+        transaction_ref = session.transaction_ref
+        if transaction_ref is None:  # PENDING or RESERVATION: no transaction to limit yet
+            return Reply(
+                response=ChargingProfileResponse(
+                    result=ChargingProfileResponseType.REJECTED, timeout=0
+                ),
+                message=f"session {session.id!r} has no transaction yet ({session.status})",
+            )
         async with self._db.transaction() as uow:
             profile_id = await _profile_id(uow.session, session.id)
             row = self._new_row(
@@ -185,7 +193,7 @@ class ChargingProfileService:
             request.charging_profile,
             profile_id=profile_id,
             stack_level=self._policy.stack_level,
-            transaction_ref=session.transaction_ref,
+            transaction_ref=transaction_ref,
         )
         self._spawn(
             _Work(

@@ -19,15 +19,16 @@ COMMAND), even when it starts after a TIMEOUT.
 from __future__ import annotations
 
 import asyncio
-import json
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bridge.mapping import commands as rules
 from bridge.mapping.tokens import ocpp_kind
@@ -36,7 +37,6 @@ from bridge.ocpi.commands import (
     CancelReservation,
     CommandResponse,
     CommandResponseType,
-    CommandResult,
     CommandResultType,
     CommandType,
     ReserveNow,
@@ -44,18 +44,20 @@ from bridge.ocpi.commands import (
     StopSession,
     UnlockConnector,
 )
-from bridge.ocpi.locations import EVSE, DisplayText, Location, Status
-from bridge.ocpi.models import ModuleID, validation_details
+from bridge.ocpi.locations import EVSE, Location, Status
+from bridge.ocpi.models import validation_details
+from bridge.ocpi.sessions import SessionStatus
 from bridge.ocpi.tokens import Token
 from bridge.ocpi.wire import OcpiStatus
 from bridge.partners import Partner
 from bridge.push.outbox import PushRequest
+from bridge.sessions import CommandSession
 from bridge.store.database import Database
 from bridge.store.locations import Binding, LocationReader
 from bridge.store.outbox import enqueue
 from bridge.store.sessions import SessionReader
 from bridge.store.tables import CommandRow, ReservationRow
-from bridge.store.tokens import alias_for
+from bridge.store.tokens import alias_for, dump_cdr_token
 from csms.domain import commands as charger
 from csms.domain.model import IdToken
 from csms.domain.requests import AuthorizationRequest
@@ -87,6 +89,19 @@ class CommandRefused(Exception):
 
 class InvalidCommand(ValueError):
     """The command's body is not a valid OCPI object (status 2001)."""
+
+
+class CommandSessions(Protocol):
+    """The Sessions the answers to commands open and end (``bridge.sessions``), written in the
+    transaction that stores the answer."""
+
+    async def open_for_command(
+        self, session: AsyncSession, opening: CommandSession
+    ) -> list[PushRequest]: ...
+
+    async def cancel_reservation(
+        self, session: AsyncSession, reservation_ref: int
+    ) -> list[PushRequest]: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -124,6 +139,7 @@ class CommandService:
         chargers: ChargerCommands,
         locations: LocationReader,
         sessions: SessionReader,
+        opened: CommandSessions,
         policy: CommandPolicy,
         on_enqueued: Callable[[], None],
         clock: Callable[[], datetime],
@@ -132,6 +148,7 @@ class CommandService:
         self._chargers = chargers
         self._locations = locations
         self._sessions = sessions
+        self._opened = opened
         self._policy = policy
         self._on_enqueued = on_enqueued
         self._clock = clock
@@ -200,6 +217,9 @@ class CommandService:
                 remote_start_id=row.id,
                 evse_id=target.binding.ocpp_evse_id,
             ),
+            opens=_opening(
+                row, partner, body.token, target.binding, body.connector_id, SessionStatus.PENDING
+            ),
         )
 
     async def _stop(self, partner: Partner, body: StopSession) -> tuple[CommandRow, _Work]:
@@ -214,6 +234,11 @@ class CommandService:
             )
         if session.ended_at is not None:
             raise CommandRefused(CommandResponseType.REJECTED, "the session has already ended")
+        if session.transaction_ref is None:
+            raise CommandRefused(
+                CommandResponseType.REJECTED,
+                f"the session has not started at the charger ({session.status}): nothing to stop",
+            )
         self._online(session.charger_id)
         row = await self._store(
             partner,
@@ -243,8 +268,11 @@ class CommandService:
             authorization_reference=body.authorization_reference,
         )
         assert row.id is not None
-        reservation = await self._reservation_for(partner, body, target, row.id)
+        reservation, replaces = await self._reservation_for(partner, body, target, row.id)
         refused = rules.refused_by_status(CommandType.RESERVE_NOW, target.evse.status)
+        opening = _opening(
+            row, partner, body.token, target.binding, None, SessionStatus.RESERVATION
+        )
         return row, _Work(
             refused=refused if body.evse_uid else None,
             command=charger.Reserve(
@@ -254,6 +282,11 @@ class CommandService:
                 evse_id=target.binding.ocpp_evse_id if body.evse_uid else None,
                 group_id=body.token.group_id,
             ),
+            opens=dataclasses.replace(
+                opening, at_evse=body.evse_uid is not None, reservation_ref=reservation
+            ),
+            reservation_ref=reservation,
+            replaces=replaces,
         )
 
     async def _cancel(self, partner: Partner, body: CancelReservation) -> tuple[CommandRow, _Work]:
@@ -271,18 +304,14 @@ class CommandService:
             charger_id=reservation.charger_id,
             ocpp_evse_id=reservation.ocpp_evse_id,
         )
-        return row, _Work(command=charger.CancelReservation(reservation_id=reservation.id))
+        return row, _Work(
+            command=charger.CancelReservation(reservation_id=reservation.id),
+            reservation_ref=reservation.id,
+        )
 
     async def _unlock(self, partner: Partner, body: UnlockConnector) -> tuple[CommandRow, _Work]:
         target = await self._target(body.location_id, body.evse_uid, body.connector_id)
-        connector = next(
-            (
-                ocpp
-                for ocpi, ocpp in target.binding.connectors
-                if ocpi.upper() == body.connector_id.upper()
-            ),
-            1,
-        )
+        connector = _ocpp_connector(target.binding, body.connector_id)
         self._online(target.binding.charger_id)
         row = await self._store(partner, CommandType.UNLOCK_CONNECTOR, body, target.binding)
         return row, _Work(
@@ -329,9 +358,10 @@ class CommandService:
 
     async def _reservation_for(
         self, partner: Partner, body: ReserveNow, target: _Target, command_id: int
-    ) -> int:
+    ) -> tuple[int, bool]:
         """The OCPP reservation id: the same as before when the eMSP replaces its reservation
-        at the same Location (reference 3.6), else a new CPO-unique one."""
+        at the same Location (reference 3.6), else a new CPO-unique one; and whether it
+        replaces a reservation still held."""
         async with self._db.transaction() as uow:
             stmt = select(ReservationRow).where(
                 ReservationRow.partner_id == partner.id,
@@ -342,6 +372,7 @@ class CommandService:
                 await uow.session.delete(row)
                 await uow.session.flush()
                 row = None
+            replaces = row is not None and not row.cancelled
             row = row or ReservationRow(
                 partner_id=partner.id,
                 reservation_id=body.reservation_id.upper(),
@@ -358,7 +389,7 @@ class CommandService:
             uow.session.add(row)
             await uow.session.flush()
             assert row.id is not None
-            return row.id
+            return row.id, replaces
 
     # --- storing and answering -----------------------------------------------------------
 
@@ -409,62 +440,74 @@ class CommandService:
         kind = CommandType(row.command)
         if work.refused is not None or work.command is None:
             result = work.refused or CommandResultType.FAILED
-            await self._finish(row, result, f"refused by the CPO: {result.value}")
+            await self._finish(row, result, f"refused by the CPO: {result.value}", work=work)
             return
         assert row.charger_id is not None
         answer = await self._chargers.execute(
             row.charger_id, work.command, timeout_s=self._policy.call_timeout_s
         )
         result = rules.command_result(kind, answer.status)
-        if kind is CommandType.CANCEL_RESERVATION and result is CommandResultType.ACCEPTED:
-            await self._mark_cancelled(row)
-        if kind is CommandType.RESERVE_NOW and result is not CommandResultType.ACCEPTED:
-            await self._mark_cancelled(row)
-        await self._finish(row, result, answer.detail)
+        await self._finish(row, result, answer.detail, work=work, running=answer.transaction_ref)
 
-    async def _mark_cancelled(self, row: CommandRow) -> None:
-        body = json.loads(row.request)
-        async with self._db.transaction() as uow:
-            stmt = select(ReservationRow).where(
-                ReservationRow.partner_id == row.partner_id,
-                ReservationRow.reservation_id == str(body["reservation_id"]).upper(),
-            )
-            reservation = (await uow.session.exec(stmt)).first()
-            if reservation is not None:
-                reservation.cancelled = True
-                uow.session.add(reservation)
-
-    async def _finish(self, row: CommandRow, result: CommandResultType, detail: str) -> bool:
-        """Store the result and queue the CommandResult, once (False when it had one)."""
+    async def _finish(
+        self,
+        row: CommandRow,
+        result: CommandResultType,
+        detail: str,
+        *,
+        work: _Work | None = None,
+        running: str | None = None,
+    ) -> bool:
+        """Store the result, settle what it changes (reservations, the command's session)
+        and queue the CommandResult, once (False when it had one). ``running``: the
+        transaction a 2.0.1 start found already running (cable first)."""
         async with self._db.transaction() as uow:
             stored = await uow.session.get(CommandRow, row.id)
             if stored is None or stored.result is not None:
                 return False
+            assert stored.id is not None
             stored.result = result.value
             stored.detail = detail[:255]
             stored.answered_at = self._clock()
             uow.session.add(stored)
-            body = CommandResult(
-                result=result, message=[DisplayText(language="en", text=detail[:512] or "-")]
-            )
-            await enqueue(
-                uow.session,
-                [
-                    PushRequest(
-                        partner_id=stored.partner_id,
-                        module=ModuleID.COMMANDS,
-                        method="POST",
-                        url=stored.response_url,
-                        body=body.model_dump(mode="json"),
-                        ordering_key=f"commands:{stored.id}",
-                    )
-                ],
-                now=self._clock(),
-                coalesce=False,
-            )
+            requests = [
+                rules.result_push(
+                    command_id=stored.id,
+                    partner_id=stored.partner_id,
+                    response_url=stored.response_url,
+                    result=result,
+                    detail=detail,
+                )
+            ]
+            if work is not None:
+                requests += await self._settle(uow.session, stored, result, work, running)
+            await enqueue(uow.session, requests, now=self._clock(), coalesce=False)
         log.info("command %s #%s: %s (%s)", row.command, row.id, result.value, detail)
         self._on_enqueued()
         return True
+
+    async def _settle(
+        self,
+        session: AsyncSession,
+        row: CommandRow,
+        result: CommandResultType,
+        work: _Work,
+        running: str | None,
+    ) -> list[PushRequest]:
+        accepted = result is CommandResultType.ACCEPTED
+        match CommandType(row.command):
+            case CommandType.START_SESSION if accepted and work.opens and running is None:
+                return await self._opened.open_for_command(session, work.opens)
+            case CommandType.RESERVE_NOW if accepted and work.opens:
+                return await self._opened.open_for_command(session, work.opens)
+            case CommandType.RESERVE_NOW if work.reservation_ref and not work.replaces:
+                await _release(session, work.reservation_ref)  # never held
+            case CommandType.CANCEL_RESERVATION if accepted and work.reservation_ref:
+                await _release(session, work.reservation_ref)
+                return await self._opened.cancel_reservation(session, work.reservation_ref)
+            case _:
+                pass
+        return []
 
     async def expire(self) -> int:
         """TIMEOUT for every command past its deadline without a result (the process died
@@ -491,7 +534,8 @@ class CommandService:
 
     async def grant_for(self, request: AuthorizationRequest) -> CommandGrant | None:
         """The START_SESSION / RESERVE_NOW this token presentation follows, if any: by the
-        2.0.1 ``remoteStartId``, else by charger, EVSE and idTag within the window."""
+        2.0.1 ``remoteStartId``, else by charger, EVSE and idTag within the window, or a
+        reservation of that token at that charger still held."""
         since = self._clock() - timedelta(seconds=self._policy.grant_window_s)
         async with self._db.read() as session:
             stmt = select(CommandRow).where(
@@ -508,9 +552,25 @@ class CommandService:
             stmt = stmt.where(
                 CommandRow.id_tag == request.id_token.value, col(CommandRow.created_at) >= since
             ).order_by(col(CommandRow.created_at).desc())
+            evse = request.evse.ocpp_evse_id if request.evse else None
             for row in (await session.exec(stmt)).all():
-                evse = request.evse.ocpp_evse_id if request.evse else None
                 if row.ocpp_evse_id is None or evse in (None, row.ocpp_evse_id):
+                    return _grant(row)
+            # A reservation holds its token at its charger until it expires, however early
+            # it was made.
+            held = (
+                select(CommandRow, ReservationRow)
+                .join(ReservationRow, col(ReservationRow.command_id) == col(CommandRow.id))
+                .where(
+                    ReservationRow.charger_id == request.charger_id,
+                    col(ReservationRow.cancelled).is_(False),
+                    col(ReservationRow.expires_at) >= self._clock(),
+                    CommandRow.id_tag == request.id_token.value,
+                    col(CommandRow.result).in_(_GRANTING) | col(CommandRow.result).is_(None),
+                )
+            )
+            for row, reservation in (await session.exec(held)).all():
+                if reservation.ocpp_evse_id is None or evse in (None, reservation.ocpp_evse_id):
                     return _grant(row)
         return None
 
@@ -520,6 +580,48 @@ class _Work:
     command: charger.ChargerCommand | None = None
     refused: CommandResultType | None = None
     """Answered without asking the charger (e.g. the EVSE is occupied)."""
+    opens: CommandSession | None = None
+    """The session an accepted START_SESSION / RESERVE_NOW makes."""
+    reservation_ref: int | None = None
+    """The OCPP reservation id a RESERVE_NOW / CANCEL_RESERVATION is about."""
+    replaces: bool = False
+    """The RESERVE_NOW replaces a reservation still held (kept if the charger refuses)."""
+
+
+async def _release(session: AsyncSession, reservation_ref: int) -> None:
+    reservation = await session.get(ReservationRow, reservation_ref)
+    if reservation is not None:
+        reservation.cancelled = True
+        session.add(reservation)
+
+
+def _opening(
+    row: CommandRow,
+    partner: Partner,
+    token: Token,
+    binding: Binding,
+    connector_id: str | None,
+    status: SessionStatus,
+) -> CommandSession:
+    assert row.id is not None
+    return CommandSession(
+        command_id=row.id,
+        partner_id=partner.id,
+        status=status,
+        cdr_token=dump_cdr_token(token),
+        authorization_reference=row.authorization_reference,
+        charger_id=binding.charger_id,
+        ocpp_evse_id=binding.ocpp_evse_id,
+        ocpp_connector_id=_ocpp_connector(binding, connector_id),
+    )
+
+
+def _ocpp_connector(binding: Binding, connector_id: str | None) -> int:
+    """The OCPP connector of an OCPI connector of the EVSE (its first one when not named)."""
+    for ocpi, ocpp in binding.connectors:
+        if connector_id is None or ocpi.upper() == connector_id.upper():
+            return ocpp
+    return 1
 
 
 def _grant(row: CommandRow) -> CommandGrant:

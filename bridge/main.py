@@ -177,7 +177,9 @@ class BridgeApp:
             identity=self.identity,
             tariffs=tariffs_by_ids,
             policy=SessionPolicy(
-                currency=settings.currency, patch_interval_s=settings.session_patch_interval
+                currency=settings.currency,
+                patch_interval_s=settings.session_patch_interval,
+                pending_timeout_s=settings.command_grant_window,
             ),
             clock=utc_now,
         )
@@ -196,9 +198,11 @@ class BridgeApp:
             chargers=self.registry,
             locations=self.location_reader,
             sessions=self.session_reader,
+            opened=self.sessions,
             policy=CommandPolicy(
                 call_timeout_s=settings.ocpp_call_timeout,
                 margin_s=settings.command_result_margin,
+                grant_window_s=settings.command_grant_window,
             ),
             on_enqueued=self.push_committed,
             clock=utc_now,
@@ -446,6 +450,14 @@ class BridgeApp:
             max_instances=1,
         )
         self.scheduler.add_job(
+            self.expire_waiting_sessions,
+            "interval",
+            seconds=30,
+            id="waiting-sessions",
+            coalesce=True,
+            max_instances=1,
+        )
+        self.scheduler.add_job(
             self._purge_decisions, "interval", hours=6, id="purge-authorizations", coalesce=True
         )
         if self.recorder is not None and self.settings.frame_retention_days > 0:
@@ -456,6 +468,13 @@ class BridgeApp:
 
     async def _sweep_offline(self) -> None:
         await self.locations.sweep_offline(self.settings.liveness_timeout)
+
+    async def expire_waiting_sessions(self) -> None:
+        """PENDING sessions of commands no transaction followed, reservations past expiry."""
+        async with self.db.transaction() as uow:
+            pushes = await self.sessions.expire_waiting(uow.session)
+        if pushes:
+            self.push_committed()
 
     async def _purge_decisions(self) -> None:
         days = self.settings.authorization_retention_days

@@ -13,6 +13,16 @@ billed.
 Everything derives from events replayed in order from a stored offset, in the projector's
 transaction: a restart, a repeated stop or an outage of the eMSP cannot produce a second CDR
 (its id is the session id, and it is created once, when the session completes).
+
+Sessions of commands (reference 4.3, 4.7): an eMSP's START_SESSION the charger accepted makes a
+PENDING session at once, and a RESERVE_NOW a RESERVATION session (its reserved time priced by
+the tariff's reservation elements); both are PUT to that eMSP. The transaction the command's
+token starts (or that names the reservation) takes the session over: same id, ACTIVE, and a
+reservation's time stays in its periods. A PENDING session no transaction followed within
+``pending_timeout_s`` becomes INVALID. A reservation ends COMPLETED when it expires (2.0.1
+ReservationStatusUpdate ``Expired``; 1.6 Reserved -> Available at its expiry; else the sweep)
+or when its eMSP cancels it, with a CDR only if its tariff bills the reserved time; removed by
+the charger (2.0.1 ``Removed``) it ends INVALID and the eMSP gets CANCELED_RESERVATION.
 """
 
 from __future__ import annotations
@@ -27,12 +37,15 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bridge.identity import CpoIdentity
 from bridge.mapping import sessions as mapping
+from bridge.mapping.commands import result_push
 from bridge.mapping.tariffs import ChargeState, select_tariff
-from bridge.ocpi.cdrs import CdrLocation
+from bridge.ocpi.cdrs import NOT_AVAILABLE, CdrLocation
+from bridge.ocpi.commands import CommandResultType, CommandType
 from bridge.ocpi.locations import Location, TokenType
 from bridge.ocpi.models import ModuleID
 from bridge.ocpi.sessions import AuthMethod, CdrToken, SessionStatus
@@ -41,17 +54,30 @@ from bridge.push.outbox import FullObject, PushRequest
 from bridge.store import locations as location_store
 from bridge.store.outbox import enqueue
 from bridge.store.sessions import running_session_at, session_of_transaction
-from bridge.store.tables import AuthorizationRow, CdrRow, SessionRow
+from bridge.store.tables import (
+    AuthorizationRow,
+    CdrRow,
+    CommandRow,
+    ReservationRow,
+    SessionRow,
+)
 from csms.domain.events import (
     ChargingStateChanged,
     ConnectorStatusChanged,
     DomainEvent,
     MeterValuesSampled,
+    ReservationStatusChanged,
     TransactionAuthorized,
     TransactionEnded,
     TransactionStarted,
 )
-from csms.domain.model import AuthorizationStatus, EvseRef, IdToken, MeterReading
+from csms.domain.model import (
+    AuthorizationStatus,
+    ConnectorStatus,
+    EvseRef,
+    IdToken,
+    MeterReading,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +99,31 @@ class SessionPolicy:
     """Currency of sessions whose connector has no tariff."""
     patch_interval_s: float = 30.0
     """At most one progress PATCH per session per this many seconds (charger time)."""
+    pending_timeout_s: float = 900.0
+    """A START_SESSION's PENDING session without a transaction this long becomes INVALID."""
+    reservation_grace_s: float = 60.0
+    """How long past its expiry a reservation the charger has not reported on is ended."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommandSession:
+    """The session an eMSP's accepted START_SESSION (PENDING) or RESERVE_NOW (RESERVATION)
+    makes before any transaction exists."""
+
+    command_id: int
+    partner_id: int
+    status: SessionStatus
+    cdr_token: str
+    """The command's token as CdrToken JSON."""
+    authorization_reference: str | None
+    charger_id: str
+    ocpp_evse_id: int
+    ocpp_connector_id: int
+    at_evse: bool = True
+    """False for a reservation of the whole Location: ``evse_uid`` and ``connector_id`` are
+    ``#NA`` (the EVSE above only prices it)."""
+    reservation_ref: int | None = None
+    """The OCPP reservation id (``ReservationRow.id``) of a RESERVE_NOW."""
 
 
 class SessionService:
@@ -109,7 +160,14 @@ class SessionService:
                         await self._progress(
                             session, row, event, requests, state=state, evse=event.evse
                         )
+                case ReservationStatusChanged():
+                    await self._reservation_status(session, event, requests)
                 case ConnectorStatusChanged():
+                    if (
+                        event.previous_status is ConnectorStatus.RESERVED
+                        and event.status is ConnectorStatus.AVAILABLE
+                    ):
+                        await self._reservation_released(session, event, requests)
                     shown = mapping.state_of_status(event.status)
                     if shown is not None and event.evse.ocpp_evse_id:
                         row = await running_session_at(
@@ -144,20 +202,30 @@ class SessionService:
         if await session_of_transaction(session, event.charger_id, event.transaction_ref):
             return
         now = self._clock()
-        row = SessionRow(
-            id=session_id_of(event.charger_id, event.transaction_ref),
-            charger_id=event.charger_id,
-            transaction_ref=event.transaction_ref,
-            ocpp_evse_id=event.evse.ocpp_evse_id,
-            ocpp_connector_id=event.evse.connector_id,
-            status=SessionStatus.PENDING.value,
-            currency=self._policy.currency,
-            meter_start_wh=event.meter_start_wh,
-            started_at=event.occurred_at,
-            last_updated=now,
-            created_at=now,
-        )
-        usage = mapping.Usage()
+        decision = await _decision(session, event.authorization_ref)
+        row = await self._waiting_for(session, event, decision)
+        if row is not None:
+            usage = mapping.Usage.from_json(row.usage)
+            await self._take_over(
+                session, row, event.transaction_ref, event.evse, event.occurred_at
+            )
+            row.meter_start_wh = event.meter_start_wh
+        else:
+            row = SessionRow(
+                id=session_id_of(event.charger_id, event.transaction_ref),
+                charger_id=event.charger_id,
+                transaction_ref=event.transaction_ref,
+                ocpp_evse_id=event.evse.ocpp_evse_id,
+                ocpp_connector_id=event.evse.connector_id,
+                status=SessionStatus.PENDING.value,
+                command_id=decision.command_id if decision is not None else None,
+                currency=self._policy.currency,
+                meter_start_wh=event.meter_start_wh,
+                started_at=event.occurred_at,
+                last_updated=now,
+                created_at=now,
+            )
+            usage = mapping.Usage()
         usage.change_state(event.occurred_at, ChargeState.CHARGING)
         self._read(row, usage, event.readings, None)
         row.usage = usage.to_json()
@@ -175,8 +243,17 @@ class SessionService:
         row = await session_of_transaction(session, event.charger_id, event.transaction_ref)
         if row is None or row.status != SessionStatus.PENDING.value:
             return
-        # The session starts when the driver is known (reference 4.3, 2.0.1 table).
-        row.started_at = max(row.started_at, event.occurred_at)
+        decision = await _decision(session, event.authorization_ref)
+        waiting = None
+        if event.authorization is AuthorizationStatus.ACCEPTED and decision is not None:
+            waiting = await _waiting_of_command(session, decision.command_id)
+        if waiting is not None and waiting.id != row.id:
+            # Cable first, then the token of a START_SESSION or reservation: the transaction
+            # (never shown so far) moves into the session the command made.
+            row = await self._merge(session, row, waiting, event.occurred_at)
+        else:
+            # The session starts when the driver is known (reference 4.3, 2.0.1 table).
+            row.started_at = max(row.started_at, event.occurred_at)
         await self._take_authorization(
             session, row, event.id_token, event.authorization, event.authorization_ref
         )
@@ -216,7 +293,8 @@ class SessionService:
             return
         interval = timedelta(seconds=self._policy.patch_interval_s)
         if row.last_push_at is not None and event.occurred_at - row.last_push_at < interval:
-            self._rebuild(row, usage)  # kept current for GETs; pushed with the next PATCH
+            # Pricing the whole timeline again is the costly part of a meter value: the stored
+            # document (what GET shows) follows the PATCHes, at most one interval behind.
             return
         self._patch(row, usage, event.occurred_at, requests)
 
@@ -253,6 +331,346 @@ class SessionService:
         row.status = SessionStatus.COMPLETED.value
         self._put(row, usage, requests)
         await self._make_cdr(session, row, usage, requests)
+
+    # --- sessions of commands ------------------------------------------------------------
+
+    async def open_for_command(
+        self, session: AsyncSession, opening: CommandSession
+    ) -> list[PushRequest]:
+        """In the transaction that stores the charger's acceptance of a START_SESSION or
+        RESERVE_NOW: its PENDING or RESERVATION session, PUT to the eMSP (a replaced
+        reservation's session is updated). Nothing when the transaction came first."""
+        requests: list[PushRequest] = []
+        now = self._clock()
+        row: SessionRow | None = None
+        if opening.reservation_ref is not None:
+            row = await _waiting_reservation(session, opening.reservation_ref)
+        elif await _session_of_command(session, opening.command_id) is not None:
+            return requests  # the transaction started, and made the session, before the answer
+        if row is None:
+            usage = mapping.Usage()
+            if opening.status is SessionStatus.RESERVATION:
+                usage.change_state(now, ChargeState.RESERVED)
+            row = SessionRow(
+                id=str(uuid.uuid5(_NAMESPACE, f"command\n{opening.command_id}")),
+                charger_id=opening.charger_id,
+                ocpp_evse_id=opening.ocpp_evse_id,
+                ocpp_connector_id=opening.ocpp_connector_id,
+                status=opening.status.value,
+                reservation_ref=opening.reservation_ref,
+                currency=self._policy.currency,
+                started_at=now,
+                usage=usage.to_json(),
+                last_updated=now,
+                created_at=now,
+            )
+        elif (row.charger_id, row.ocpp_evse_id, row.evse_uid == NOT_AVAILABLE) != (
+            opening.charger_id,
+            opening.ocpp_evse_id,
+            not opening.at_evse,
+        ):
+            self._unplace(row)  # the replacement reserves elsewhere at the Location
+        row.charger_id = opening.charger_id
+        row.ocpp_evse_id, row.ocpp_connector_id = opening.ocpp_evse_id, opening.ocpp_connector_id
+        row.command_id = opening.command_id
+        row.partner_id = opening.partner_id
+        row.cdr_token = opening.cdr_token
+        row.auth_method = AuthMethod.COMMAND.value
+        row.authorization_reference = opening.authorization_reference
+        row.authorized = True
+        await self._place(
+            session,
+            row,
+            EvseRef(ocpp_evse_id=row.ocpp_evse_id, connector_id=row.ocpp_connector_id),
+            quiet=True,
+        )
+        if row.location_id is None:
+            log.warning(
+                "command #%d: EVSE %d of %s is on no Location any more: no %s session",
+                opening.command_id,
+                opening.ocpp_evse_id,
+                opening.charger_id,
+                opening.status.value,
+            )
+            return requests
+        if not opening.at_evse:
+            self._location_level(row)
+        session.add(row)
+        self._put(row, mapping.Usage.from_json(row.usage), requests)
+        log.info("command #%d: %s session %s", opening.command_id, row.status, row.id)
+        return requests
+
+    async def cancel_reservation(
+        self, session: AsyncSession, reservation_ref: int
+    ) -> list[PushRequest]:
+        """The eMSP cancelled its reservation and the charger accepted: its session is
+        COMPLETED (billed only if its tariff prices the reserved time)."""
+        requests: list[PushRequest] = []
+        row = await _waiting_reservation(session, reservation_ref)
+        if row is not None:
+            await self._end_reservation(
+                session, row, at=self._clock(), reason="ReservationCancelled", requests=requests
+            )
+        return requests
+
+    async def expire_waiting(self, session: AsyncSession) -> int:
+        """Sweep: PENDING sessions no transaction followed in time become INVALID, and
+        reservations past their expiry the charger said nothing about end COMPLETED. Pushes
+        enqueued (count returned)."""
+        now = self._clock()
+        requests: list[PushRequest] = []
+        stale = now - timedelta(seconds=self._policy.pending_timeout_s)
+        pending = select(SessionRow).where(
+            SessionRow.status == SessionStatus.PENDING.value,
+            col(SessionRow.transaction_ref).is_(None),
+            col(SessionRow.created_at) < stale,
+        )
+        for row in (await session.exec(pending)).all():
+            row.status = SessionStatus.INVALID.value
+            row.ended_at = now
+            row.stop_reason = "NoTransaction"
+            session.add(row)
+            self._put(row, mapping.Usage.from_json(row.usage), requests)
+            log.info("session %s: no transaction followed its START_SESSION: INVALID", row.id)
+        overdue = now - timedelta(seconds=self._policy.reservation_grace_s)
+        reserved = (
+            select(SessionRow, ReservationRow)
+            .join(ReservationRow, col(ReservationRow.id) == col(SessionRow.reservation_ref))
+            .where(
+                SessionRow.status == SessionStatus.RESERVATION.value,
+                col(SessionRow.transaction_ref).is_(None),
+                col(ReservationRow.expires_at) < overdue,
+            )
+        )
+        for row, reservation in (await session.exec(reserved)).all():
+            await self._expired(session, row, reservation, reservation.expires_at, requests)
+        await enqueue(session, requests, now=now, coalesce=False)
+        return len(requests)
+
+    async def _waiting_for(
+        self, session: AsyncSession, event: TransactionStarted, decision: AuthorizationRow | None
+    ) -> SessionRow | None:
+        """The PENDING or RESERVATION session this transaction takes over: the one of the
+        command whose token started it, else the reservation it names if a token of the same
+        eMSP started it."""
+        if event.authorization is not AuthorizationStatus.ACCEPTED or decision is None:
+            return None
+        row = await _waiting_of_command(session, decision.command_id)
+        if row is not None:
+            return row
+        if event.reservation_id is None:
+            return None
+        row = await _waiting_reservation(session, event.reservation_id)
+        if row is None or row.charger_id != event.charger_id:
+            return None
+        return row if row.partner_id == decision.partner_id else None
+
+    async def _take_over(
+        self,
+        session: AsyncSession,
+        row: SessionRow,
+        transaction_ref: str,
+        evse: EvseRef,
+        at: datetime,
+    ) -> None:
+        log.info(
+            "transaction %s/%s takes over %s session %s",
+            row.charger_id,
+            transaction_ref,
+            row.status,
+            row.id,
+        )
+        row.transaction_ref = transaction_ref
+        if evse.ocpp_evse_id:
+            row.ocpp_evse_id, row.ocpp_connector_id = evse.ocpp_evse_id, evse.connector_id
+        if row.status == SessionStatus.PENDING.value:
+            row.started_at = at  # reference 4.3: updated on PENDING -> ACTIVE
+        else:
+            row.started_at = min(row.started_at, at)  # a reservation's time stays billed
+        if row.reservation_ref is not None:
+            reservation = await session.get(ReservationRow, row.reservation_ref)
+            if reservation is not None:
+                reservation.cancelled = True  # used: no longer held
+                session.add(reservation)
+        row.status = SessionStatus.PENDING.value  # ACTIVE once placed again on the real EVSE
+        self._unplace(row)
+
+    async def _merge(
+        self, session: AsyncSession, internal: SessionRow, waiting: SessionRow, at: datetime
+    ) -> SessionRow:
+        """Move a transaction started by the cable (its row never shown) into the session of
+        the command whose token then authorized it."""
+        assert internal.transaction_ref is not None
+        transaction_ref = internal.transaction_ref
+        inner = mapping.Usage.from_json(internal.usage)
+        usage = mapping.Usage.from_json(waiting.usage)
+        await session.delete(internal)
+        await session.flush()
+        await self._take_over(
+            session,
+            waiting,
+            transaction_ref,
+            EvseRef(ocpp_evse_id=internal.ocpp_evse_id, connector_id=internal.ocpp_connector_id),
+            at,
+        )
+        waiting.meter_start_wh = internal.meter_start_wh
+        usage.change_state(at, ChargeState.CHARGING)
+        for changed_at, state in inner.states:
+            if changed_at > at:
+                usage.change_state(changed_at, state)
+        for point in inner.meter:
+            usage.add_point(*point)
+        usage.signed.extend(inner.signed)
+        waiting.usage = usage.to_json()
+        session.add(waiting)
+        return waiting
+
+    async def _reservation_status(
+        self,
+        session: AsyncSession,
+        event: ReservationStatusChanged,
+        requests: list[PushRequest],
+    ) -> None:
+        """OCPP 2.0.1 ReservationStatusUpdate: ``Expired`` ends the reservation's session;
+        ``Removed`` (by the station) too, and tells the eMSP CANCELED_RESERVATION."""
+        reservation = await session.get(ReservationRow, event.reservation_id)
+        if reservation is None or reservation.charger_id != event.charger_id:
+            log.info(
+                "%s reports reservation %d %s: not one of ours",
+                event.charger_id,
+                event.reservation_id,
+                event.status,
+            )
+            return
+        if reservation.cancelled:
+            return  # used or cancelled already: nothing more to say
+        row = await _waiting_reservation(session, reservation.id or 0)
+        if event.status == "Expired":
+            await self._expired(session, row, reservation, event.occurred_at, requests)
+            return
+        reservation.cancelled = True
+        session.add(reservation)
+        if await _cancel_in_flight(session, reservation):
+            # The eMSP's own cancel, reported before the charger's answer to it arrived: the
+            # CANCEL_RESERVATION's result tells the eMSP; the reservation ends as cancelled.
+            if row is not None:
+                await self._end_reservation(
+                    session,
+                    row,
+                    at=event.occurred_at,
+                    reason="ReservationCancelled",
+                    requests=requests,
+                )
+            return
+        command = await session.get(CommandRow, reservation.command_id)
+        if command is not None and command.command == CommandType.RESERVE_NOW.value:
+            assert command.id is not None
+            requests.append(
+                result_push(
+                    command_id=command.id,
+                    partner_id=command.partner_id,
+                    response_url=command.response_url,
+                    result=CommandResultType.CANCELED_RESERVATION,
+                    detail="the charger removed the reservation",
+                )
+            )
+        if row is not None:
+            await self._end_reservation(
+                session,
+                row,
+                at=event.occurred_at,
+                reason="ReservationRemoved",
+                requests=requests,
+                invalid=True,
+            )
+
+    async def _reservation_released(
+        self, session: AsyncSession, event: ConnectorStatusChanged, requests: list[PushRequest]
+    ) -> None:
+        """OCPP 1.6 says nothing of expiry: an EVSE going from Reserved to Available at (or
+        after) a reservation's expiry ended it."""
+        grace = timedelta(seconds=self._policy.reservation_grace_s)
+        stmt = (
+            select(SessionRow, ReservationRow)
+            .join(ReservationRow, col(ReservationRow.id) == col(SessionRow.reservation_ref))
+            .where(
+                SessionRow.status == SessionStatus.RESERVATION.value,
+                col(SessionRow.transaction_ref).is_(None),
+                ReservationRow.charger_id == event.charger_id,
+                col(ReservationRow.cancelled).is_(False),
+                col(ReservationRow.expires_at) <= event.occurred_at + grace,
+            )
+        )
+        for row, reservation in (await session.exec(stmt)).all():
+            if reservation.ocpp_evse_id in (None, event.evse.ocpp_evse_id):
+                at = min(event.occurred_at, reservation.expires_at)
+                await self._expired(session, row, reservation, at, requests)
+
+    async def _expired(
+        self,
+        session: AsyncSession,
+        row: SessionRow | None,
+        reservation: ReservationRow,
+        at: datetime,
+        requests: list[PushRequest],
+    ) -> None:
+        reservation.cancelled = True
+        session.add(reservation)
+        if row is not None:
+            await self._end_reservation(
+                session, row, at=at, reason="ReservationExpired", requests=requests, expired=True
+            )
+
+    async def _end_reservation(
+        self,
+        session: AsyncSession,
+        row: SessionRow,
+        *,
+        at: datetime,
+        reason: str,
+        requests: list[PushRequest],
+        expired: bool = False,
+        invalid: bool = False,
+    ) -> None:
+        usage = mapping.Usage.from_json(row.usage)
+        usage.reservation_expired = expired
+        row.ended_at = max(at, row.started_at)
+        row.stop_reason = reason
+        row.status = (SessionStatus.INVALID if invalid else SessionStatus.COMPLETED).value
+        row.usage = usage.to_json()
+        session.add(row)
+        self._put(row, usage, requests)
+        log.info("reservation session %s: %s (%s)", row.id, row.status, reason)
+        if not invalid and self._bills(row, usage):
+            await self._make_cdr(session, row, usage, requests)
+
+    def _bills(self, row: SessionRow, usage: mapping.Usage) -> bool:
+        """Whether an unused reservation costs anything under its tariff (reference 4.3: a
+        CDR only if the reservation is billable)."""
+        facts = self._facts(row, usage)
+        if facts.tariff is None:
+            return False
+        total = mapping.costing(facts, self._clock()).total_cost
+        return total.excl_vat > 0 or total.incl_vat > 0
+
+    def _unplace(self, row: SessionRow) -> None:
+        row.location_id = row.evse_uid = row.connector_id = None
+        row.cdr_location = row.tariffs = row.time_zone = None
+        row.currency = self._policy.currency
+
+    @staticmethod
+    def _location_level(row: SessionRow) -> None:
+        """A reservation of the whole Location: no EVSE or connector to name (reference 4.3)."""
+        assert row.cdr_location is not None
+        cdr_location = CdrLocation.model_validate_json(row.cdr_location)
+        row.cdr_location = cdr_location.model_copy(
+            update={
+                "evse_uid": NOT_AVAILABLE,
+                "evse_id": NOT_AVAILABLE,
+                "connector_id": NOT_AVAILABLE,
+            }
+        ).model_dump_json(exclude_none=True)
+        row.evse_uid = row.connector_id = NOT_AVAILABLE
 
     # --- steps ---------------------------------------------------------------------------
 
@@ -427,8 +845,10 @@ class SessionService:
         """Build the Session document again; returns it as JSON data."""
         now = self._clock()
         facts = self._facts(row, usage)
-        priced = mapping.costing(facts, now)
-        document = mapping.session_object(facts, priced, now)
+        if row.transaction_ref is None and row.reservation_ref is None:
+            document = mapping.waiting_object(facts, now)
+        else:
+            document = mapping.session_object(facts, mapping.costing(facts, now), now)
         row.document = document.model_dump_json(exclude_none=True)
         row.last_updated = document.last_updated
         data: dict[str, Any] = document.model_dump(mode="json", exclude_none=True)
@@ -541,3 +961,54 @@ class SessionService:
         if row is None or row.document is None:
             return None
         return FullObject(path=self._path(row), body=json.loads(row.document))
+
+
+# --- lookups ---------------------------------------------------------------------------------
+
+
+async def _decision(session: AsyncSession, reference: str | None) -> AuthorizationRow | None:
+    return await session.get(AuthorizationRow, reference) if reference else None
+
+
+async def _session_of_command(session: AsyncSession, command_id: int) -> SessionRow | None:
+    stmt = (
+        select(SessionRow)
+        .where(SessionRow.command_id == command_id)
+        .order_by(col(SessionRow.created_at).desc())
+    )
+    return (await session.exec(stmt)).first()
+
+
+async def _waiting_of_command(session: AsyncSession, command_id: int | None) -> SessionRow | None:
+    """The session a command made that no transaction has taken over yet."""
+    if command_id is None:
+        return None
+    row = await _session_of_command(session, command_id)
+    if row is None or row.transaction_ref is not None or row.ended_at is not None:
+        return None
+    return row
+
+
+async def _waiting_reservation(session: AsyncSession, reservation_ref: int) -> SessionRow | None:
+    stmt = select(SessionRow).where(
+        SessionRow.reservation_ref == reservation_ref,
+        SessionRow.status == SessionStatus.RESERVATION.value,
+        col(SessionRow.transaction_ref).is_(None),
+    )
+    return (await session.exec(stmt)).first()
+
+
+async def _cancel_in_flight(session: AsyncSession, reservation: ReservationRow) -> bool:
+    """Whether the reservation's eMSP has a CANCEL_RESERVATION of it still unanswered (the
+    charger's report may overtake the answer)."""
+    stmt = select(CommandRow).where(
+        CommandRow.partner_id == reservation.partner_id,
+        CommandRow.command == CommandType.CANCEL_RESERVATION.value,
+        col(CommandRow.result).is_(None),
+        col(CommandRow.id) > reservation.command_id,
+    )
+    for command in (await session.exec(stmt)).all():
+        body = json.loads(command.request)
+        if str(body.get("reservation_id", "")).upper() == reservation.reservation_id:
+            return True
+    return False

@@ -33,6 +33,12 @@ class Settings(BaseSettings):
         gt=0,
         description="seconds added to ocpp_call_timeout for an OCPI command's result deadline",
     )
+    command_grant_window: float = Field(
+        default=900.0,
+        gt=0,
+        description="seconds a START_SESSION's token is accepted at its charger, and its "
+        "PENDING session waits for the transaction before it becomes INVALID",
+    )
     charging_profile_stack_level: int = Field(
         default=50,
         ge=0,

@@ -4,8 +4,10 @@ is asked, and the idTag a token is sent to a charger as."""
 
 from __future__ import annotations
 
-from bridge.ocpi.commands import CommandResultType, CommandType
-from bridge.ocpi.locations import Status
+from bridge.ocpi.commands import CommandResult, CommandResultType, CommandType
+from bridge.ocpi.locations import DisplayText, Status
+from bridge.ocpi.models import ModuleID
+from bridge.push.outbox import PushRequest
 from csms.domain.commands import CommandStatus
 
 IDTAG_MAX = 20  # OCPP 1.6 idTag length
@@ -55,3 +57,20 @@ def refused_by_status(command: CommandType, status: Status) -> CommandResultType
 
 def fits_id_tag(uid: str) -> bool:
     return len(uid) <= IDTAG_MAX
+
+
+def result_push(
+    *, command_id: int, partner_id: int, response_url: str, result: CommandResultType, detail: str
+) -> PushRequest:
+    """The CommandResult POST to a command's ``response_url``, in the command's order."""
+    body = CommandResult(
+        result=result, message=[DisplayText(language="en", text=detail[:512] or "-")]
+    )
+    return PushRequest(
+        partner_id=partner_id,
+        module=ModuleID.COMMANDS,
+        method="POST",
+        url=response_url,
+        body=body.model_dump(mode="json"),
+        ordering_key=f"commands:{command_id}",
+    )

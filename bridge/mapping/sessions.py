@@ -182,19 +182,22 @@ class Usage:
     states: list[tuple[datetime, ChargeState]] = field(default_factory=list)
     meter: list[tuple[datetime, int, Decimal | None, Decimal | None]] = field(default_factory=list)
     signed: list[dict[str, Any]] = field(default_factory=list)
+    reservation_expired: bool = False
+    """The session is a reservation that ended unused when it expired (reference 3.4:
+    ``RESERVATION_EXPIRES`` elements apply)."""
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "states": [[at.isoformat(), state.value] for at, state in self.states],
-                "meter": [
-                    [at.isoformat(), wh, _text(power), _text(current)]
-                    for at, wh, power, current in self.meter
-                ],
-                "signed": self.signed,
-            },
-            separators=(",", ":"),
-        )
+        data: dict[str, Any] = {
+            "states": [[at.isoformat(), state.value] for at, state in self.states],
+            "meter": [
+                [at.isoformat(), wh, _text(power), _text(current)]
+                for at, wh, power, current in self.meter
+            ],
+            "signed": self.signed,
+        }
+        if self.reservation_expired:
+            data["reservation_expired"] = True
+        return json.dumps(data, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> Usage:
@@ -209,6 +212,7 @@ class Usage:
                 for at, wh, power, current in data.get("meter", [])
             ],
             signed=list(data.get("signed", [])),
+            reservation_expired=bool(data.get("reservation_expired", False)),
         )
 
     def change_state(self, at: datetime, state: ChargeState) -> bool:
@@ -246,7 +250,13 @@ class Usage:
             for at, wh, power, current in self.meter
             if start < at <= end
         ]
-        return SessionUsage(start=start, end=end, states=tuple(changes), meter=tuple(meter))
+        return SessionUsage(
+            start=start,
+            end=end,
+            states=tuple(changes),
+            meter=tuple(meter),
+            reservation_expired=self.reservation_expired,
+        )
 
     def energy_since(self, start: datetime) -> int:
         return max(0, self.energy_wh() - self.energy_wh(until=start))
@@ -331,6 +341,29 @@ def session_object(facts: SessionFacts, priced: Costing, last_updated: datetime)
         currency=facts.currency,
         charging_periods=charging_periods(facts, priced),
         total_cost=priced.total_cost.to_price() if facts.tariff is not None else None,
+        status=facts.status,
+        last_updated=last_updated,
+    )
+
+
+def waiting_object(facts: SessionFacts, last_updated: datetime) -> Session:
+    """A session no transaction has begun yet (PENDING after an accepted START_SESSION, or
+    INVALID when none followed): nothing used, nothing charged."""
+    return Session(
+        country_code=facts.country_code,
+        party_id=facts.party_id,
+        id=facts.session_id,
+        start_date_time=facts.start,
+        end_date_time=facts.end,
+        kwh=Decimal(0),
+        cdr_token=facts.cdr_token,
+        auth_method=facts.auth_method,
+        authorization_reference=facts.authorization_reference,
+        location_id=facts.location_id,
+        evse_uid=facts.evse_uid,
+        connector_id=facts.connector_id,
+        meter_id=facts.meter_id,
+        currency=facts.currency,
         status=facts.status,
         last_updated=last_updated,
     )

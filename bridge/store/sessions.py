@@ -25,12 +25,14 @@ async def session_of_transaction(
 async def running_session_at(
     session: AsyncSession, charger_id: str, ocpp_evse_id: int
 ) -> SessionRow | None:
-    """The session still running on that EVSE of the charger (the latest, if several)."""
+    """The transaction's session still running on that EVSE of the charger (the latest, if
+    several; a command's session waiting for its transaction is not running)."""
     stmt = (
         select(SessionRow)
         .where(
             SessionRow.charger_id == charger_id,
             SessionRow.ocpp_evse_id == ocpp_evse_id,
+            col(SessionRow.transaction_ref).is_not(None),
             col(SessionRow.ended_at).is_(None),
         )
         .order_by(col(SessionRow.started_at).desc())

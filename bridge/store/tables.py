@@ -163,6 +163,9 @@ class AuthorizationRow(SQLModel, table=True):
     authorization_reference: str | None = Field(default=None, max_length=36)
     allowed: str | None = Field(default=None, max_length=16, description="the eMSP's answer")
     detail: str | None = Field(default=None, sa_column=Column(Text))
+    command_id: int | None = Field(
+        default=None, description="the START_SESSION / RESERVE_NOW whose token this was"
+    )
     decided_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False, index=True))
 
 
@@ -185,7 +188,12 @@ class SessionRow(SQLModel, table=True):
     """One charging session as OCPI sees it, built from a transaction's events. ``usage`` is
     the session's timeline (state changes, meter points, signed values: JSON) from which
     periods and costs are computed again on every change; ``document`` the OCPI Session as last
-    built (``None`` while the session is internal: not yet authorized or placed)."""
+    built (``None`` while the session is internal: not yet authorized or placed).
+
+    A session an eMSP's command made before any transaction has no ``transaction_ref`` yet:
+    PENDING after an accepted START_SESSION, RESERVATION after an accepted RESERVE_NOW
+    (``reservation_ref`` is then the OCPP reservation id, ``ReservationRow.id``). The
+    transaction the command leads to takes that row over (``command_id``)."""
 
     __tablename__ = "ocpi_sessions"
     __table_args__ = (
@@ -195,10 +203,12 @@ class SessionRow(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=36)
     charger_id: str = Field(max_length=48)
-    transaction_ref: str = Field(max_length=36)
+    transaction_ref: str | None = Field(default=None, max_length=36)
     ocpp_evse_id: int
     ocpp_connector_id: int
     status: str = Field(max_length=16)
+    command_id: int | None = Field(default=None, index=True)
+    reservation_ref: int | None = Field(default=None, index=True)
     partner_id: int | None = Field(default=None, description="the token's owner eMSP")
     authorization_ref: str | None = Field(default=None, max_length=36)
     authorized: bool = False

@@ -106,10 +106,10 @@ def site_text() -> str:
 
 @asynccontextmanager
 async def money_world(
-    tmp_path: Path, **settings: Any
+    tmp_path: Path, *, site_file: str | None = None, **settings: Any
 ) -> AsyncIterator[tuple[BridgeApp, EmspSimulator, AsyncExitStack]]:
     site = tmp_path / "site.toml"
-    site.write_text(site_text(), encoding="utf-8")
+    site.write_text(site_file or site_text(), encoding="utf-8")
     async with AsyncExitStack() as stack:
         emsp = await stack.enter_async_context(
             EmspSimulator(port=0, country_code="DE", party_id="EMS")
