@@ -212,13 +212,24 @@ class BridgeApp:
             self.db,
             chargers=self.registry,
             sessions=self.session_reader,
+            partners=self.partners.store.get,
             policy=ChargingProfilePolicy(
                 call_timeout_s=settings.ocpp_call_timeout,
                 margin_s=settings.command_result_margin,
                 stack_level=settings.charging_profile_stack_level,
+                min_interval_s=settings.charging_profile_min_interval,
+                active_profile_duration_s=settings.charging_profile_active_duration,
             ),
             on_enqueued=self.push_committed,
             clock=utc_now,
+        )
+        # Limit changes on sessions with an eMSP profile -> ActiveChargingProfile PUTs.
+        self.profile_projector = Projector(
+            self.db,
+            events,
+            self.charging_profiles.project,
+            name="chargingprofiles",
+            on_enqueued=self.charging_profiles.wake,
         )
         self.sites = SiteOperations(
             directory=self.chargers,
@@ -249,13 +260,16 @@ class BridgeApp:
         # file (only its differences are stored and pushed).
         await self.projector.catch_up()
         await self.session_projector.catch_up()
+        await self.profile_projector.catch_up()
         if self.settings.site_file:
             await self.apply_site(load_site(Path(self.settings.site_file)))
         self.projector.start()
         self.session_projector.start()
+        self.profile_projector.start()
         if self.recorder is not None:
             self.recorder.start()
         await self.charging_profiles.recover()  # requests a previous run left unanswered
+        self.charging_profiles.start()  # ActiveChargingProfile updates, those left too
         await self.ocpp.start()
         await self._start_http()
         self.push_worker.start()
@@ -282,6 +296,7 @@ class BridgeApp:
         try:
             await self.projector.stop()
             await self.session_projector.stop()
+            await self.profile_projector.stop()
             await self.tokens.stop()
             await self.commands.stop()
             await self.charging_profiles.stop()

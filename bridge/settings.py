@@ -44,6 +44,23 @@ class Settings(BaseSettings):
         ge=0,
         description="OCPP stackLevel of the eMSPs' TxProfiles (above the CPO's own profiles)",
     )
+    charging_profile_min_interval: float = Field(
+        default=10.0,
+        ge=0,
+        description=(
+            "seconds: an eMSP's chargingprofiles PUT, GET or DELETE for a session sooner after "
+            "its previous accepted one of the same kind is answered TOO_OFTEN (0: no limit)"
+        ),
+    )
+    charging_profile_active_duration: int = Field(
+        default=900,
+        ge=300,
+        le=3600,
+        description=(
+            "seconds of composite schedule PUT to an eMSP as a session's ActiveChargingProfile "
+            "when it changes (the spec asks for 5 to 60 minutes)"
+        ),
+    )
     frame_retention_days: int = Field(default=90, ge=0, description="0 keeps frames forever")
     frame_log_enabled: bool = True
     base_report: str = Field(

@@ -6,7 +6,8 @@
 
 Each is answered HTTP 200, status 1000 with a ChargingProfileResponse (``ACCEPTED`` with the
 ``timeout`` of the asynchronous result, ``UNKNOWN_SESSION`` for a session that is unknown, not
-the caller's or not active, ``REJECTED`` when its charger is offline: see
+the caller's or not active, ``REJECTED`` when its charger is offline, ``TOO_OFTEN`` when the
+previous request of the same kind for the session is too recent: see
 ``bridge.chargingprofiles``). An invalid SetChargingProfile, a ``duration`` that is not an
 integer > 0 or a missing/invalid ``response_url`` is HTTP 200 with status 2001 (the request
 reached an existing resource); invalid JSON is HTTP 400.

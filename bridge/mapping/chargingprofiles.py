@@ -20,9 +20,22 @@
   in time, cannot do it or went away did not apply the request, so it is REJECTED.
 - A composite schedule becomes the ``ActiveChargingProfile`` (``to_active_profile``):
   ``start_date_time`` <- ``scheduleStart``, periods, unit, duration and minimum rate copied.
+- What the CPO PUTs to the eMSP when the active profile of its session changes
+  (``to_active_update``): the composite schedule as above; when the charger has none any more
+  (``Rejected``, ``Unknown`` or no period) ``NoActiveProfile``, and the EVSE maximum is sent
+  instead (``to_evse_maximum``: the connector's ``max_electric_power``, else
+  ``max_voltage`` x ``max_amperage`` x phases, in W, one period from now, no end); a charger
+  offline, silent or failing ``Unknowable(retry=True)``, one that cannot do it (NotSupported)
+  or answers nonsense ``Unknowable(retry=False)``.
+- Rate limit (``retry_after_s``): an eMSP request of one kind (PUT, GET, DELETE) for one
+  session within ``min_interval_s`` of the previous accepted one of that kind is ``TOO_OFTEN``.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 
 from pydantic import ValidationError
 
@@ -37,6 +50,7 @@ from bridge.ocpi.chargingprofiles import (
     ClearProfileResult,
     one_decimal,
 )
+from bridge.ocpi.locations import Connector, PowerType
 from csms.domain.commands import (
     ChargingLimit,
     CommandAnswer,
@@ -48,10 +62,15 @@ from csms.domain.commands import (
 )
 
 __all__ = [
+    "NoActiveProfile",
+    "Unknowable",
+    "retry_after_s",
     "to_active_profile",
     "to_active_result",
+    "to_active_update",
     "to_charging_limit",
     "to_clear_result",
+    "to_evse_maximum",
     "to_ocpi_profile",
     "to_rate_unit",
     "to_schedule",
@@ -159,3 +178,92 @@ def to_active_result(answer: CommandAnswer) -> tuple[ActiveChargingProfileResult
     return ActiveChargingProfileResult(
         result=ChargingProfileResultType.ACCEPTED, profile=profile
     ), None
+
+
+# --- ActiveChargingProfile updates to the eMSP ------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class NoActiveProfile:
+    """The charger limits the EVSE by no profile any more: the EVSE maximum applies."""
+
+    detail: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Unknowable:
+    """The charger did not say what it allows; ``retry`` when asking again may help."""
+
+    detail: str
+    retry: bool
+
+
+_RETRY = frozenset({CommandStatus.OFFLINE, CommandStatus.TIMEOUT, CommandStatus.FAILED})
+
+
+def to_active_update(
+    answer: CommandAnswer,
+) -> ActiveChargingProfile | NoActiveProfile | Unknowable:
+    """What to tell the eMSP after asking the charger its composite schedule."""
+    detail = f"{answer.status.value}: {answer.detail}" if answer.detail else answer.status.value
+    match answer.status:
+        case CommandStatus.ACCEPTED:
+            if answer.schedule is None:
+                return Unknowable(detail="accepted without a composite schedule", retry=False)
+            if not answer.schedule.schedule.periods:
+                return NoActiveProfile(detail="composite schedule without periods")
+            try:
+                return to_active_profile(answer.schedule)
+            except ValidationError as exc:
+                problem = exc.errors()[0]["msg"]
+                return Unknowable(
+                    detail=f"composite schedule is not a valid OCPI profile: {problem}",
+                    retry=False,
+                )
+        case CommandStatus.REJECTED | CommandStatus.UNKNOWN:
+            return NoActiveProfile(detail=detail)
+        case status if status in _RETRY:
+            return Unknowable(detail=detail, retry=True)
+        case _:
+            return Unknowable(detail=detail, retry=False)
+
+
+_PHASES = {
+    PowerType.AC_1_PHASE: 1,
+    PowerType.AC_2_PHASE: 2,
+    PowerType.AC_2_PHASE_SPLIT: 2,
+    PowerType.AC_3_PHASE: 3,
+    PowerType.DC: 1,
+}
+
+
+def to_evse_maximum(connector: Connector, at: datetime) -> ActiveChargingProfile:
+    """The connector's maximum power as an ActiveChargingProfile computed ``at``: one period
+    without end, in W (``max_electric_power``, else volts x amperes x phases; OCPI gives
+    ``max_voltage`` line to neutral for AC_3_PHASE)."""
+    if connector.max_electric_power is not None:
+        power_w = Decimal(connector.max_electric_power)
+    else:
+        phases = _PHASES[connector.power_type]
+        power_w = Decimal(connector.max_voltage) * Decimal(connector.max_amperage) * phases
+    return ActiveChargingProfile(
+        start_date_time=at,
+        charging_profile=ChargingProfile(
+            charging_rate_unit=ChargingRateUnit.W,
+            charging_profile_period=[ChargingProfilePeriod(start_period=0, limit=power_w)],
+        ),
+    )
+
+
+def retry_after_s(
+    last_accepted_at: datetime | None, now: datetime, min_interval_s: float
+) -> float | None:
+    """Seconds before a new request of the same kind for the same session may be accepted,
+    ``None`` when it may be now (no previous one, the interval is 0 or has passed). A
+    previous request "in the future" (the clock went back) counts from now."""
+    if last_accepted_at is None or min_interval_s <= 0:
+        return None
+    elapsed = max(0.0, (now - last_accepted_at).total_seconds())
+    if elapsed >= min_interval_s:
+        return None
+    return min_interval_s - elapsed

@@ -334,3 +334,31 @@ class ChargingProfileRequestRow(SQLModel, table=True):
     result: str | None = Field(default=None, max_length=16)
     detail: str | None = Field(default=None, max_length=255)
     answered_at: datetime | None = Field(default=None, sa_column=_utc_column())
+
+
+class ActiveProfileUpdateRow(SQLModel, table=True):
+    """A reason to PUT a session's ActiveChargingProfile to the eMSP that set a profile on it
+    (reference 3.7): its own profile was set or cleared, or the charger reported an external
+    limit (2.0.1 NotifyChargingLimit / ClearedChargingLimit). Pending while ``done_at`` is
+    ``None``; the charger is asked for its composite schedule from ``next_attempt_at`` on, and
+    the PUT is queued in the outbox in the transaction that sets ``done_at`` (``outcome``
+    ``SENT``, or ``SKIPPED`` / ``FAILED`` with ``detail`` saying why). One answer of the charger
+    closes every pending row of the session recorded before it was asked."""
+
+    __tablename__ = "ocpi_active_profile_updates"
+    __table_args__ = (
+        Index("ix_ocpi_active_profile_updates_pending", "done_at", "next_attempt_at"),
+        Index("ix_ocpi_active_profile_updates_session", "session_id", "done_at"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: str = Field(max_length=36)
+    partner_id: int = Field(description="the eMSP that set a profile on the session")
+    reason: str = Field(max_length=64)
+    created_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    next_attempt_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    attempts: int = 0
+    done_at: datetime | None = Field(default=None, sa_column=_utc_column())
+    outcome: str | None = Field(default=None, max_length=8)
+    detail: str | None = Field(default=None, max_length=255)

@@ -208,6 +208,34 @@ class ChargingProfile:
         return [p for p in points if window_start <= p < window_end]
 
 
+EXTERNAL_SOURCES = ("EMS", "Other", "SO", "CSO")  # 2.0.1 ChargingLimitSourceEnumType
+
+
+def external_level(source: str) -> int:
+    """The ``stackLevel`` of an external limit of ``source`` (one per source)."""
+    return EXTERNAL_SOURCES.index(source) if source in EXTERNAL_SOURCES else len(EXTERNAL_SOURCES)
+
+
+def external_constraint(
+    schedule: dict[str, Any], *, unit_id: int, source: str, now: datetime
+) -> ChargingProfile:
+    """An external limit the station reports (2.0.1 NotifyChargingLimit: ``schedule`` is a
+    camelCase ChargingScheduleType) as a ``ChargingStationExternalConstraints`` profile on
+    ``unit_id``: one per unit and source (its id and ``stackLevel`` follow from them, so a new
+    limit of the same source replaces the previous one), Absolute from ``startSchedule`` or
+    ``now`` (whole seconds). ``raw`` also keeps the ``chargingLimitSource``."""
+    level = external_level(source)
+    raw = {
+        "id": -(unit_id * (len(EXTERNAL_SOURCES) + 1) + level + 1),
+        "stackLevel": level,
+        "chargingProfilePurpose": EXTERNAL_PROFILE,
+        "chargingProfileKind": "Absolute",
+        "chargingSchedule": [schedule],
+        "chargingLimitSource": source,
+    }
+    return ChargingProfile.from_ocpp201(raw, unit_id, now.replace(microsecond=0))
+
+
 class ProfileStore:
     """Installed profiles, by id (an id is unique on the whole charger)."""
 

@@ -16,7 +16,13 @@ from ocpp.v201 import ChargePoint, call
 
 from simulators.charger.common import CallErrorReceived, format_timestamp, utc_now
 from simulators.charger.core import SimulatorCore
-from simulators.charger.smart_charging import ChargingProfile, ProfileStore
+from simulators.charger.smart_charging import (
+    EXTERNAL_PROFILE,
+    ChargingProfile,
+    ProfileStore,
+    external_constraint,
+    external_level,
+)
 from simulators.charger.station import INOPERATIVE, Reservation, StationState, Transaction
 from simulators.charger.v201_commands import CsmsCommandHandlers201
 from simulators.charger.v201_handlers import CsmsCallHandlers201
@@ -221,6 +227,15 @@ class ChargerSimulator201(
         evse_id: int | None = None,
         schedule: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
+        """Report an external limit of ``source`` (EMS, SO, CSO, Other) on ``evse_id`` (None:
+        the whole station). With a ``schedule`` (camelCase ChargingScheduleType dicts) the
+        first one is installed before the report as the station's external constraint of that
+        source on that EVSE (``smart_charging.external_constraint``), so that
+        GetCompositeSchedule takes it into account from then on."""
+        if schedule:
+            self.profiles.install(
+                external_constraint(schedule[0], unit_id=evse_id or 0, source=source, now=utc_now())
+            )
         return await self._call(
             call.NotifyChargingLimit(
                 charging_limit={"chargingLimitSource": source},
@@ -232,6 +247,11 @@ class ChargerSimulator201(
     async def cleared_charging_limit(
         self, source: str, *, evse_id: int | None = None
     ) -> dict[str, Any]:
+        """Report that the external limit of ``source`` on ``evse_id`` (None: the station) is
+        gone; the constraint ``notify_charging_limit`` installed there is removed first."""
+        self.profiles.clear(
+            unit_id=evse_id or 0, purpose=EXTERNAL_PROFILE, stack_level=external_level(source)
+        )
         return await self._call(
             call.ClearedChargingLimit(charging_limit_source=source, evse_id=evse_id)
         )

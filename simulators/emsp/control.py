@@ -167,6 +167,10 @@ def create_control_router(driver: EmspDriver) -> APIRouter:
                     for rid, s in state.charging_profile_requests.items()
                 ],
                 "active": {sid: dump(p) for sid, p in state.active_charging_profiles.items()},
+                "active_history": {
+                    sid: [dump(p) for p in pushed]
+                    for sid, pushed in state.active_charging_profile_history.items()
+                },
             }
         )
 

@@ -355,6 +355,7 @@ class Receivers:
         profile = validate(ActiveChargingProfile, call.json_object())
         created = session_id not in self.state.active_charging_profiles
         self.state.active_charging_profiles[session_id] = profile
+        self.state.active_charging_profile_history.setdefault(session_id, []).append(profile)
         return _stored(created)
 
     # --- tokens (SENDER) -----------------------------------------------------------------

@@ -391,6 +391,11 @@ class SimState:
     charging_profile_requests: dict[str, SentChargingProfileRequest] = field(default_factory=dict)
     charging_profile_results: dict[str, list[ProfileResult]] = field(default_factory=dict)
     active_charging_profiles: dict[str, ActiveChargingProfile] = field(default_factory=dict)
+    # Every ActiveChargingProfile PUT, per session, in the order received (the dict above
+    # keeps the latest).
+    active_charging_profile_history: dict[str, list[ActiveChargingProfile]] = field(
+        default_factory=dict
+    )
     tokens: dict[tuple[str, str], EmspToken] = field(default_factory=dict)  # (UID, type)
     received: list[RecordedRequest] = field(default_factory=list)
     faults: Faults = field(default_factory=Faults)
@@ -528,6 +533,21 @@ class SimState:
     ) -> ActiveChargingProfile:
         """The ActiveChargingProfile the CPO PUT for ``session_id`` (waits for one if none)."""
         return await self.wait_for(lambda: self.active_charging_profiles.get(session_id), timeout)
+
+    async def wait_for_active_charging_profiles(
+        self,
+        session_id: str,
+        count: int,
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> list[ActiveChargingProfile]:
+        """Every ActiveChargingProfile the CPO PUT for ``session_id`` so far, in order, once
+        there are at least ``count`` of them (waits for them if needed)."""
+
+        def enough() -> list[ActiveChargingProfile] | None:
+            received = self.active_charging_profile_history.get(session_id, [])
+            return list(received) if len(received) >= count else None
+
+        return await self.wait_for(enough, timeout)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -3,7 +3,13 @@ eMSP simulator PUTs, GETs and DELETEs the profile of its running session, the ch
 receives SetChargingProfile (TxProfile of the transaction), GetCompositeSchedule and
 ClearChargingProfile, and the results reach the eMSP's ``response_url`` through the outbox.
 Chargers that reject, fail, keep silent or are offline, sessions that are unknown, another
-eMSP's or ended, and invalid requests are covered too."""
+eMSP's or ended, and invalid requests are covered too.
+
+The CPO PUTs the session's ActiveChargingProfile to the eMSP's chargingprofiles SENDER endpoint
+after its profile was set or cleared (both versions) and when a 2.0.1 station reports an
+external limit set or cleared (NotifyChargingLimit, ClearedChargingLimit), only for sessions
+on which that eMSP had a profile accepted, and not to an eMSP without that endpoint. Requests
+of one kind for one session within ``charging_profile_min_interval`` are ``TOO_OFTEN``."""
 
 from __future__ import annotations
 
@@ -15,18 +21,27 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlmodel import select
+from sqlalchemy import func
+from sqlmodel import col, select
 
 from bridge.chargingprofiles import ChargingProfilePolicy, ChargingProfileService
 from bridge.main import BridgeApp
-from bridge.store.tables import ChargingProfileRequestRow, SessionRow
+from bridge.store.tables import (
+    ActiveProfileUpdateRow,
+    ChargingProfileRequestRow,
+    ProjectorOffsetRow,
+    SessionRow,
+)
 from csms.clock import utc_now
+from csms.store.tables import EventRow
+from simulators.emsp.models import ActiveChargingProfile
 from simulators.emsp.server import EmspSimulator
-from simulators.emsp.state import SentChargingProfileRequest
-from tests.conftest import all_rows
-from tests.e2e.test_location_status import until
-from tests.e2e.test_ocpi_registration import token_a_for, versions_url
-from tests.e2e.test_sessions import FLOWS, money_world
+from simulators.emsp.state import DEFAULT_ENDPOINTS, SentChargingProfileRequest
+from simulators.emsp.wire import ModuleID
+from tests.conftest import all_rows, running_bridge
+from tests.e2e.test_location_status import CPO, FAST, until
+from tests.e2e.test_ocpi_registration import emsp_registers, token_a_for, versions_url
+from tests.e2e.test_sessions import FLOWS, TOKEN, site_text
 
 CALL_TIMEOUT = 0.5
 PROFILE_A: dict[str, Any] = {
@@ -43,14 +58,43 @@ PROFILE_W: dict[str, Any] = {
 VERSIONS = ["1.6", "2.0.1"]
 
 
+# The EVSE maximum of the site's connectors (AC_3_PHASE, 230 V, 16 A): 3 x 230 x 16 W.
+EVSE_MAXIMUM_W = Decimal(11040)
+WITHOUT_CHARGINGPROFILES = tuple(e for e in DEFAULT_ENDPOINTS if e[0] != ModuleID.CHARGINGPROFILES)
+
+
 @asynccontextmanager
 async def profile_world(
-    tmp_path: Path, version: str
+    tmp_path: Path,
+    version: str,
+    *,
+    emsp_settings: dict[str, Any] | None = None,
+    **settings: Any,
 ) -> AsyncIterator[tuple[BridgeApp, EmspSimulator, Any, Any, str, AsyncExitStack]]:
     """A bridge, a registered eMSP and a charger of ``version`` running a transaction of the
-    eMSP's token: (app, emsp, charger simulator, transaction id, session id, stack)."""
+    eMSP's token: (app, emsp, charger simulator, transaction id, session id, stack). No
+    TOO_OFTEN unless ``charging_profile_min_interval`` is given."""
     start, _ = FLOWS[version]
-    async with money_world(tmp_path, ocpp_call_timeout=CALL_TIMEOUT) as (app, emsp, stack):
+    site = tmp_path / "site.toml"
+    site.write_text(site_text(), encoding="utf-8")
+    bridge_settings: dict[str, Any] = {
+        "site_file": str(site),
+        "session_patch_interval": 0,
+        "ocpp_call_timeout": CALL_TIMEOUT,
+        "charging_profile_min_interval": 0,
+        **CPO,
+        **FAST,
+        **settings,
+    }
+    async with AsyncExitStack() as stack:
+        emsp = await stack.enter_async_context(
+            EmspSimulator(port=0, country_code="DE", party_id="EMS", **(emsp_settings or {}))
+        )
+        app = await stack.enter_async_context(running_bridge(tmp_path, **bridge_settings))
+        await emsp_registers(app, emsp)
+        _, published = await emsp.driver.publish_token(TOKEN, whitelist="ALLOWED")
+        assert published is not None
+        assert published.ok, published.describe()
         sim, tx = await start(app, stack)
         session_id = await active_session(app)
         yield app, emsp, sim, tx, session_id, stack
@@ -98,6 +142,26 @@ def profile_id_of(version: str, profile: dict[str, Any]) -> int:
     return int(profile["chargingProfileId"] if version == "1.6" else profile["id"])
 
 
+async def pushed(emsp: EmspSimulator, session_id: str, count: int) -> list[ActiveChargingProfile]:
+    """The ActiveChargingProfiles PUT for the session, once there are ``count``: exactly."""
+    received = await emsp.state.wait_for_active_charging_profiles(session_id, count)
+    assert len(received) == count, [p.charging_profile for p in received]
+    return received
+
+
+def limits(active: ActiveChargingProfile) -> tuple[str, list[tuple[int, Decimal]]]:
+    """(unit, [(start_period, limit)]) of an ActiveChargingProfile."""
+    profile = active.charging_profile
+    periods = profile.charging_profile_period or []
+    return profile.charging_rate_unit.value, [(p.start_period, p.limit) for p in periods]
+
+
+async def asked_for_the_active_profile(app: BridgeApp, sim: Any) -> None:
+    """The charger was asked (once more) for its composite schedule for an update."""
+    asked = await sim.wait_for_call("GetCompositeSchedule")
+    assert asked["duration"] == app.settings.charging_profile_active_duration
+
+
 # --- the happy path ---------------------------------------------------------------------------
 
 
@@ -125,6 +189,13 @@ async def test_set_get_and_clear_a_profile_when_the_charger_accepts(
         ]
         assert (await result_of(emsp, sent)).result.value == "ACCEPTED"
         first_id = profile_id_of(version, profile)
+        # The profile changed what the charger allows: the eMSP is PUT the session's
+        # ActiveChargingProfile, the charger's composite schedule (the transaction started
+        # long ago: the 8 A period of the Relative profile is the one in force).
+        (active,) = await pushed(emsp, session_id, 1)
+        await asked_for_the_active_profile(app, sim)
+        assert limits(active) == ("A", [(0, Decimal(8))])
+        assert active.charging_profile.duration == app.settings.charging_profile_active_duration
 
         # A second PUT replaces the session's profile: same id, watts kept, limit rounded.
         sent = await emsp.driver.set_charging_profile(session_id, PROFILE_W)
@@ -134,6 +205,9 @@ async def test_set_get_and_clear_a_profile_when_the_charger_accepts(
         assert schedule["chargingRateUnit"] == "W"
         assert numbers(schedule["chargingSchedulePeriod"]) == [{"startPeriod": 0, "limit": 11000.1}]
         assert (await result_of(emsp, sent)).result.value == "ACCEPTED"
+        active = (await pushed(emsp, session_id, 2))[-1]
+        await asked_for_the_active_profile(app, sim)
+        assert limits(active) == ("W", [(0, Decimal("11000.1"))])
 
         # GET: the charger's composite schedule of the session's EVSE.
         sent = await emsp.driver.get_active_charging_profile(session_id, 900)
@@ -158,6 +232,11 @@ async def test_set_get_and_clear_a_profile_when_the_charger_accepts(
             {"id": first_id} if version == "1.6" else {"chargingProfileId": first_id}
         )
         assert (await result_of(emsp, sent)).result.value == "ACCEPTED"
+        # No profile is active any more (the charger answers Rejected): the EVSE maximum.
+        active = (await pushed(emsp, session_id, 3))[-1]
+        await asked_for_the_active_profile(app, sim)
+        assert limits(active) == ("W", [(0, EVSE_MAXIMUM_W)])
+        assert active.charging_profile.duration is None
         sent = await emsp.driver.clear_charging_profile(session_id)
         assert sync_result(sent)[0] == "ACCEPTED"
         assert (await result_of(emsp, sent)).result.value == "UNKNOWN"
@@ -171,6 +250,13 @@ async def test_set_get_and_clear_a_profile_when_the_charger_accepts(
             ("CLEAR", "UNKNOWN"),
         ]
         assert all(r.session_id == session_id and r.answered_at is not None for r in rows)
+        updates = await all_rows(app, ActiveProfileUpdateRow, order_by=ActiveProfileUpdateRow.id)
+        assert [(u.reason, u.outcome) for u in updates] == [
+            ("profile set", "SENT"),
+            ("profile set", "SENT"),
+            ("profile cleared", "SENT"),
+        ]
+        assert len(await pushed(emsp, session_id, 3)) == 3  # the UNKNOWN clear changed nothing
 
 
 # --- chargers that do not accept ------------------------------------------------------------
@@ -216,6 +302,7 @@ async def test_get_and_clear_are_rejected_when_the_charger_does_not_accept(
     async with profile_world(tmp_path, "2.0.1") as (_app, emsp, sim, _tx, session_id, _):
         sent = await emsp.driver.set_charging_profile(session_id, PROFILE_A)
         assert (await result_of(emsp, sent)).result.value == "ACCEPTED"
+        await pushed(emsp, session_id, 1)  # the update after the PUT asked the charger already
         FAULTS[fault](sim, "GetCompositeSchedule")
         FAULTS[fault](sim, "ClearChargingProfile")
         get = await emsp.driver.get_active_charging_profile(session_id, 600)
@@ -243,6 +330,7 @@ async def test_requests_are_rejected_at_once_when_the_charger_is_offline(
     async with profile_world(tmp_path, version) as (app, emsp, sim, _tx, session_id, _):
         sent = await emsp.driver.set_charging_profile(session_id, PROFILE_A)
         assert (await result_of(emsp, sent)).result.value == "ACCEPTED"
+        await pushed(emsp, session_id, 1)
         await sim.disconnect()
         charger_id = "CP16" if version == "1.6" else "CS201"
 
@@ -257,6 +345,267 @@ async def test_requests_are_rejected_at_once_when_the_charger_is_offline(
         ):
             assert sync_result(sent) == ("REJECTED", 0)
         assert len(await all_rows(app, ChargingProfileRequestRow)) == 1
+
+
+# --- ActiveChargingProfile updates to the eMSP ---------------------------------------------
+
+EXTERNAL_4000_W = {
+    "id": 7,
+    "chargingRateUnit": "W",
+    "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 4000}],
+}
+EXTERNAL_3000_W = {
+    "id": 8,
+    "chargingRateUnit": "W",
+    "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 3000}],
+}
+
+
+async def projected(app: BridgeApp) -> None:
+    """Wait until the chargingprofiles projector has applied every event logged so far."""
+    async with app.db.read() as read:
+        last = (await read.exec(select(func.max(EventRow.id)))).one() or 0
+
+    async def caught_up() -> bool:
+        name = ProjectorOffsetRow.name == "chargingprofiles"
+        rows = await all_rows(app, ProjectorOffsetRow, name)
+        return bool(rows) and rows[0].offset >= last
+
+    await until(caught_up)
+
+
+async def test_the_emsp_gets_the_active_profile_when_the_station_reports_an_external_limit(
+    tmp_path: Path,
+) -> None:
+    async with profile_world(tmp_path, "2.0.1") as (app, emsp, sim, _tx, session_id, _):
+        sent = await emsp.driver.set_charging_profile(session_id, PROFILE_W)
+        assert (await result_of(emsp, sent)).result.value == "ACCEPTED"
+        (active,) = await pushed(emsp, session_id, 1)
+        assert limits(active) == ("W", [(0, Decimal("11000.1"))])
+        await asked_for_the_active_profile(app, sim)
+
+        # The site's EMS limits the EVSE to 4000 W: the composite schedule the eMSP is PUT
+        # now has the lower limit of the two.
+        await sim.notify_charging_limit("EMS", evse_id=1, schedule=[EXTERNAL_4000_W])
+        active = (await pushed(emsp, session_id, 2))[-1]
+        await asked_for_the_active_profile(app, sim)
+        assert limits(active) == ("W", [(0, Decimal(4000))])
+        assert active.charging_profile.duration == app.settings.charging_profile_active_duration
+        assert abs(active.start_date_time - utc_now()) < timedelta(minutes=1)
+
+        # The EMS lifts it: the eMSP's own profile is the limit again.
+        await sim.cleared_charging_limit("EMS", evse_id=1)
+        active = (await pushed(emsp, session_id, 3))[-1]
+        await asked_for_the_active_profile(app, sim)
+        assert limits(active) == ("W", [(0, Decimal("11000.1"))])
+
+        # A limit on the whole station (no evseId) concerns the session too.
+        await sim.notify_charging_limit("SO", schedule=[EXTERNAL_3000_W])
+        active = (await pushed(emsp, session_id, 4))[-1]
+        assert limits(active) == ("W", [(0, Decimal(3000))])
+
+        updates = await all_rows(app, ActiveProfileUpdateRow, order_by=ActiveProfileUpdateRow.id)
+        assert [(u.reason, u.outcome) for u in updates] == [
+            ("profile set", "SENT"),
+            ("EMS limit set", "SENT"),
+            ("EMS limit cleared", "SENT"),
+            ("SO limit set", "SENT"),
+        ]
+        assert all(u.session_id == session_id and u.done_at is not None for u in updates)
+
+
+async def test_no_active_profile_is_sent_for_a_session_without_an_accepted_profile(
+    tmp_path: Path,
+) -> None:
+    async with profile_world(tmp_path, "2.0.1") as (app, emsp, sim, _tx, session_id, _):
+        # A profile the charger rejects does not count as set.
+        rejects(sim, "SetChargingProfile")
+        sent = await emsp.driver.set_charging_profile(session_id, PROFILE_W)
+        assert (await result_of(emsp, sent)).result.value == "REJECTED"
+
+        await sim.notify_charging_limit("EMS", evse_id=1, schedule=[EXTERNAL_4000_W])
+        await sim.cleared_charging_limit("EMS", evse_id=1)
+        await projected(app)
+
+        assert await all_rows(app, ActiveProfileUpdateRow) == []
+        assert emsp.state.active_charging_profile_history == {}
+        assert [a for a, _ in sim.received_calls if a == "GetCompositeSchedule"] == []
+
+
+async def test_a_request_within_the_interval_is_too_often_and_reaches_no_charger(
+    tmp_path: Path,
+) -> None:
+    async with profile_world(tmp_path, "1.6", charging_profile_min_interval=3600) as (
+        app,
+        emsp,
+        sim,
+        _tx,
+        session_id,
+        _,
+    ):
+        sent = await emsp.driver.set_charging_profile(session_id, PROFILE_A)
+        assert sync_result(sent)[0] == "ACCEPTED"
+        assert (await result_of(emsp, sent)).result.value == "ACCEPTED"
+        await pushed(emsp, session_id, 1)
+
+        again = await emsp.driver.set_charging_profile(session_id, PROFILE_W)
+        assert sync_result(again) == ("TOO_OFTEN", 0)
+        assert (again.response.http_status, again.response.status_code) == (200, 1000)
+        assert "retry in" in (again.response.status_message or "")
+
+        # The interval is per kind of request: a GET and a DELETE are accepted, once.
+        get = await emsp.driver.get_active_charging_profile(session_id, 600)
+        assert sync_result(get)[0] == "ACCEPTED"
+        assert sync_result(await emsp.driver.get_active_charging_profile(session_id, 600)) == (
+            "TOO_OFTEN",
+            0,
+        )
+        assert (await result_of(emsp, get)).result.value == "ACCEPTED"
+        clear = await emsp.driver.clear_charging_profile(session_id)
+        assert sync_result(clear)[0] == "ACCEPTED"
+        assert sync_result(await emsp.driver.clear_charging_profile(session_id)) == (
+            "TOO_OFTEN",
+            0,
+        )
+        assert (await result_of(emsp, clear)).result.value == "ACCEPTED"
+        await pushed(emsp, session_id, 2)
+
+        assert [a for a, _ in sim.received_calls if a == "SetChargingProfile"] == [
+            "SetChargingProfile"
+        ]
+        assert [a for a, _ in sim.received_calls if a == "ClearChargingProfile"] == [
+            "ClearChargingProfile"
+        ]
+        rows = await all_rows(app, ChargingProfileRequestRow, order_by=ChargingProfileRequestRow.id)
+        assert [(r.kind, r.result) for r in rows] == [
+            ("SET", "ACCEPTED"),
+            ("ACTIVE", "ACCEPTED"),
+            ("CLEAR", "ACCEPTED"),
+        ]
+
+
+async def test_the_active_profile_is_not_sent_to_an_emsp_without_a_chargingprofiles_endpoint(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with profile_world(
+        tmp_path, "2.0.1", emsp_settings={"endpoints": WITHOUT_CHARGINGPROFILES}
+    ) as (app, emsp, sim, _tx, session_id, _):
+        sent = await emsp.driver.set_charging_profile(session_id, PROFILE_W)
+        assert (await result_of(emsp, sent)).result.value == "ACCEPTED"
+
+        async def skipped() -> ActiveProfileUpdateRow | None:
+            rows = await all_rows(app, ActiveProfileUpdateRow)
+            return rows[0] if rows and rows[0].done_at is not None else None
+
+        update = await until(skipped)
+        assert update.outcome == "SKIPPED"
+        assert update.detail is not None
+        assert "offers no chargingprofiles SENDER endpoint" in update.detail
+        assert any(
+            r.levelname == "WARNING" and "not sent" in r.getMessage() for r in caplog.records
+        )
+        # The charger is not even asked, and nothing is PUT.
+        assert [a for a, _ in sim.received_calls if a == "GetCompositeSchedule"] == []
+        assert emsp.state.active_charging_profile_history == {}
+
+
+def another_service(app: BridgeApp, **policy: Any) -> ChargingProfileService:
+    """A second ChargingProfileService on the same database: the next run of the process."""
+    return ChargingProfileService(
+        app.db,
+        chargers=app.registry,
+        sessions=app.session_reader,
+        partners=app.partners.store.get,
+        policy=ChargingProfilePolicy(call_timeout_s=CALL_TIMEOUT, **policy),
+        on_enqueued=app.push_committed,
+        clock=utc_now,
+    )
+
+
+async def pending_update(app: BridgeApp) -> ActiveProfileUpdateRow:
+    async def recorded() -> ActiveProfileUpdateRow | None:
+        pending = col(ActiveProfileUpdateRow.done_at).is_(None)
+        rows = await all_rows(app, ActiveProfileUpdateRow, pending)
+        return rows[0] if rows else None
+
+    return await until(recorded)
+
+
+async def test_an_update_left_by_a_stopped_process_is_sent_after_the_next_start(
+    tmp_path: Path,
+) -> None:
+    async with profile_world(tmp_path, "2.0.1") as (app, emsp, sim, _tx, session_id, _):
+        sent = await emsp.driver.set_charging_profile(session_id, PROFILE_W)
+        assert (await result_of(emsp, sent)).result.value == "ACCEPTED"
+        await pushed(emsp, session_id, 1)
+        await app.charging_profiles.stop()
+
+        # The limit change is recorded, but nothing carries it out any more ...
+        await sim.notify_charging_limit("EMS", evse_id=1, schedule=[EXTERNAL_4000_W])
+        update = await pending_update(app)
+        assert (update.reason, update.attempts) == ("EMS limit set", 0)
+
+        # ... until the next run starts.
+        next_run = another_service(app)
+        next_run.start()
+        try:
+            active = (await pushed(emsp, session_id, 2))[-1]
+        finally:
+            await next_run.stop()
+        assert limits(active) == ("W", [(0, Decimal(4000))])
+        (update,) = await all_rows(
+            app, ActiveProfileUpdateRow, ActiveProfileUpdateRow.id == update.id
+        )
+        assert update.outcome == "SENT"
+
+
+async def test_an_update_is_asked_again_when_the_charger_does_not_answer_then_given_up(
+    tmp_path: Path,
+) -> None:
+    async with profile_world(tmp_path, "2.0.1") as (app, emsp, sim, _tx, session_id, _):
+        sent = await emsp.driver.set_charging_profile(session_id, PROFILE_W)
+        assert (await result_of(emsp, sent)).result.value == "ACCEPTED"
+        await pushed(emsp, session_id, 1)
+        await asked_for_the_active_profile(app, sim)
+        await app.charging_profiles.stop()
+        service = another_service(app, update_retry_s=0.05, update_max_attempts=3)
+        service.start()
+        try:
+            # Silent at the first question, answering at the second: sent.
+            silent(sim, "GetCompositeSchedule")
+            await sim.notify_charging_limit("EMS", evse_id=1, schedule=[EXTERNAL_4000_W])
+            await pending_update(app)
+            service.wake()  # the projector wakes the app's (stopped) service
+            await sim.wait_for_call("GetCompositeSchedule")
+            sim.silent_actions.discard("GetCompositeSchedule")
+            active = (await pushed(emsp, session_id, 2))[-1]
+            assert limits(active) == ("W", [(0, Decimal(4000))])
+
+            # Silent every time: given up after the last attempt, nothing sent.
+            silent(sim, "GetCompositeSchedule")
+            await sim.cleared_charging_limit("EMS", evse_id=1)
+            await pending_update(app)
+            service.wake()
+
+            async def given_up() -> ActiveProfileUpdateRow | None:
+                rows = await all_rows(
+                    app, ActiveProfileUpdateRow, order_by=ActiveProfileUpdateRow.id
+                )
+                return rows[-1] if rows[-1].outcome == "FAILED" else None
+
+            failed = await until(given_up)
+        finally:
+            await service.stop()
+        assert (failed.reason, failed.attempts) == ("EMS limit cleared", 3)
+        assert failed.detail is not None
+        assert failed.detail.startswith("Timeout")
+        updates = await all_rows(app, ActiveProfileUpdateRow, order_by=ActiveProfileUpdateRow.id)
+        assert [(u.reason, u.attempts, u.outcome) for u in updates] == [
+            ("profile set", 0, "SENT"),
+            ("EMS limit set", 1, "SENT"),
+            ("EMS limit cleared", 3, "FAILED"),
+        ]
+        assert len(emsp.state.active_charging_profile_history[session_id]) == 2
 
 
 # --- sessions the caller may not touch ------------------------------------------------------
@@ -379,6 +728,7 @@ async def test_a_request_left_unanswered_is_rejected_once(tmp_path: Path, how: s
             app.db,
             chargers=app.registry,
             sessions=app.session_reader,
+            partners=app.partners.store.get,
             policy=ChargingProfilePolicy(call_timeout_s=CALL_TIMEOUT),
             on_enqueued=app.push_committed,
             clock=utc_now,
