@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -269,9 +269,7 @@ class ChargerService:
     async def handle_heartbeat(self, charger_id: str) -> datetime:
         now = self._clock()
         async with self._db.transaction() as uow:
-            row = await self._charger(uow.session, charger_id)
-            row.last_seen_at = now
-            uow.session.add(row)
+            await mark_seen(uow.session, charger_id, now)
         return now
 
     async def handle_status(self, report: StatusReport) -> None:
@@ -280,9 +278,7 @@ class ChargerService:
         now = self._clock()
         evse = report.evse
         async with self._db.transaction() as uow:
-            charger = await self._charger(uow.session, report.charger_id)
-            charger.last_seen_at = now
-            uow.session.add(charger)
+            await mark_seen(uow.session, report.charger_id, now)
             row = await uow.session.get(
                 ConnectorRow, (report.charger_id, evse.ocpp_evse_id, evse.connector_id)
             )
@@ -445,6 +441,18 @@ class ChargerService:
 
     async def _charger(self, session: AsyncSession, charger_id: str) -> ChargerRow:
         return await charger_row(session, charger_id)
+
+
+async def mark_seen(session: AsyncSession, charger_id: str, now: datetime) -> None:
+    """Note that the charger was heard from (one UPDATE, no load of its row); raises
+    ``UnknownCharger`` for a charger that is not registered."""
+    connection = await session.connection()
+    result = await connection.execute(
+        update(ChargerRow).where(col(ChargerRow.charger_id) == charger_id),
+        {"last_seen_at": now},
+    )
+    if result.rowcount != 1:
+        raise UnknownCharger(charger_id)
 
 
 async def charger_row(session: AsyncSession, charger_id: str) -> ChargerRow:

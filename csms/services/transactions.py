@@ -50,7 +50,7 @@ from csms.domain.requests import (
     TransactionEventType,
 )
 from csms.ports import TokenAuthorizer
-from csms.services.chargers import charger_row
+from csms.services.chargers import mark_seen
 from csms.store.database import Database, UnitOfWork
 from csms.store.tables import MeterValueRow, TransactionEventRow, TransactionRow
 
@@ -138,7 +138,7 @@ class TransactionService:
                 return StopTransactionDecision(
                     known=True, already_ended=True, authorization=authorization
                 )
-            _add_readings(uow.session, tx.charger_id, _evse_of(tx), tx, request.readings)
+            _add_readings(uow, tx.charger_id, _evse_of(tx), tx, request.readings)
             self._advance_register(tx, request.readings)
             self._end(
                 uow,
@@ -201,11 +201,11 @@ class TransactionService:
                 offline=report.offline,
                 readings=report.readings,
             )
-            _add_readings(session, tx.charger_id, _evse_of(tx), tx, report.readings)
+            _add_readings(uow, tx.charger_id, _evse_of(tx), tx, report.readings)
             self._advance_register(tx, report.readings)
         else:
             assert tx.id is not None
-            if await self._already_applied(session, tx.id, report):
+            if await self._already_applied(session, tx, report):
                 log.info(
                     "duplicate TransactionEvent %s/%s seqNo %s",
                     tx.charger_id,
@@ -222,7 +222,7 @@ class TransactionService:
                 return TransactionEventOutcome.AFTER_END
             self._place(tx, report.evse)
             self._authorize_late(uow, tx, report, authorization)
-        self._note_seq(session, tx, report)
+        self._note_seq(uow, tx, report)
         self._charging_state(uow, tx, report)
         if tx.remote_start_id is None and report.remote_start_id is not None:
             tx.remote_start_id = report.remote_start_id
@@ -230,7 +230,7 @@ class TransactionService:
             self._sampled(uow, tx, report.readings)
         if report.event_type is TransactionEventType.ENDED:
             if not created:
-                _add_readings(session, tx.charger_id, _evse_of(tx), tx, report.readings)
+                _add_readings(uow, tx.charger_id, _evse_of(tx), tx, report.readings)
                 self._advance_register(tx, report.readings)
             self._end(
                 uow,
@@ -264,7 +264,7 @@ class TransactionService:
                 self._sampled(uow, tx, report.readings)
                 session.add(tx)
                 return
-            _add_readings(session, report.charger_id, report.evse, None, report.readings)
+            _add_readings(uow, report.charger_id, report.evse, None, report.readings)
             uow.record(
                 MeterValuesSampled(
                     charger_id=report.charger_id,
@@ -294,9 +294,7 @@ class TransactionService:
         )
 
     async def _seen(self, session: AsyncSession, charger_id: str) -> None:
-        charger = await charger_row(session, charger_id)
-        charger.last_seen_at = self._clock()
-        session.add(charger)
+        await mark_seen(session, charger_id, self._clock())
 
     async def _create(
         self,
@@ -406,7 +404,7 @@ class TransactionService:
     def _sampled(
         self, uow: UnitOfWork, tx: TransactionRow, readings: tuple[MeterReading, ...]
     ) -> None:
-        _add_readings(uow.session, tx.charger_id, _evse_of(tx), tx, readings)
+        _add_readings(uow, tx.charger_id, _evse_of(tx), tx, readings)
         self._advance_register(tx, readings)
         tx.updated_at = self._clock()
         uow.record(
@@ -490,9 +488,7 @@ class TransactionService:
         )
 
     @staticmethod
-    def _note_seq(
-        session: AsyncSession, tx: TransactionRow, report: TransactionEventReport
-    ) -> None:
+    def _note_seq(uow: UnitOfWork, tx: TransactionRow, report: TransactionEventReport) -> None:
         """Count seqNos that never arrived (constant space, whatever the charger sends)."""
         assert tx.id is not None
         expected = 0 if tx.last_seq_no is None else tx.last_seq_no + 1
@@ -516,25 +512,29 @@ class TransactionService:
                     tx.transaction_ref,
                 )
         tx.last_seq_no = max(report.seq_no, expected - 1)
-        session.add(
-            TransactionEventRow(
-                transaction_id=tx.id,
-                seq_no=report.seq_no,
-                event_type=report.event_type.value,
-                trigger_reason=report.trigger_reason,
-                occurred_at=report.occurred_at,
-                offline=report.offline,
-            )
+        uow.insert(
+            TransactionEventRow,
+            {
+                "transaction_id": tx.id,
+                "seq_no": report.seq_no,
+                "event_type": report.event_type.value,
+                "trigger_reason": report.trigger_reason,
+                "occurred_at": report.occurred_at,
+                "offline": report.offline,
+            },
         )
 
     @staticmethod
     async def _already_applied(
-        session: AsyncSession, transaction_id: int, report: TransactionEventReport
+        session: AsyncSession, tx: TransactionRow, report: TransactionEventReport
     ) -> bool:
         """The same event again (a retry): same seqNo, type and time. A reused seqNo with other
-        content (a charger that reset its counter) is a new event."""
+        content (a charger that reset its counter) is a new event. A seqNo above every one
+        applied so far (``last_seq_no`` is their maximum) is new without asking."""
+        if tx.last_seq_no is None or report.seq_no > tx.last_seq_no:
+            return False
         stmt = select(TransactionEventRow.id).where(
-            TransactionEventRow.transaction_id == transaction_id,
+            TransactionEventRow.transaction_id == tx.id,
             TransactionEventRow.seq_no == report.seq_no,
             TransactionEventRow.event_type == report.event_type.value,
             TransactionEventRow.occurred_at == report.occurred_at,
@@ -576,7 +576,7 @@ def _begin_readings(readings: tuple[MeterReading, ...]) -> tuple[MeterReading, .
 
 
 def _add_readings(
-    session: AsyncSession,
+    uow: UnitOfWork,
     charger_id: str,
     evse: EvseRef,
     tx: TransactionRow | None,
@@ -584,22 +584,23 @@ def _add_readings(
 ) -> None:
     for reading in readings:
         signed = reading.signed
-        session.add(
-            MeterValueRow(
-                charger_id=charger_id,
-                transaction_id=tx.id if tx is not None else None,
-                ocpp_evse_id=evse.ocpp_evse_id,
-                connector_id=evse.connector_id,
-                sampled_at=reading.sampled_at,
-                measurand=reading.measurand,
-                value=str(reading.value) if reading.value is not None else None,
-                unit=reading.unit,
-                context=reading.context.value,
-                phase=reading.phase,
-                location=reading.location,
-                signed_data=signed.data if signed else None,
-                signing_method=signed.signing_method if signed else None,
-                encoding_method=signed.encoding_method if signed else None,
-                public_key=signed.public_key if signed else None,
-            )
+        uow.insert(
+            MeterValueRow,
+            {
+                "charger_id": charger_id,
+                "transaction_id": tx.id if tx is not None else None,
+                "ocpp_evse_id": evse.ocpp_evse_id,
+                "connector_id": evse.connector_id,
+                "sampled_at": reading.sampled_at,
+                "measurand": reading.measurand,
+                "value": str(reading.value) if reading.value is not None else None,
+                "unit": reading.unit,
+                "context": reading.context.value,
+                "phase": reading.phase,
+                "location": reading.location,
+                "signed_data": signed.data if signed else None,
+                "signing_method": signed.signing_method if signed else None,
+                "encoding_method": signed.encoding_method if signed else None,
+                "public_key": signed.public_key if signed else None,
+            },
         )

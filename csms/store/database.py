@@ -1,17 +1,41 @@
 """Database access: one engine, short transactions, the event log appended in the same
-transaction as the state change it describes."""
+transaction as the state change it describes.
+
+Group commit (SQLite): SQLite has one writer, so the writers of this process take turns. While
+a unit of work holds the turn and others wait, its still open transaction is handed to the next
+one instead of being committed: every later unit of the batch runs in its own SAVEPOINT (a
+failing unit is rolled back alone and its exception reaches its caller only), and one COMMIT
+makes the whole batch durable when nobody waits any more, or when the batch is full or old
+enough. Every unit's ``async with`` exits only after the commit that made it durable, so "the
+reply goes out after the commit" holds for each of them, and the event listeners are called
+after that commit; a failed COMMIT fails every unit of its batch. Each unit starts with an
+empty identity map (the session is emptied between units), as with a session of its own.
+
+A unit must not wait, inside its ``async with``, for something that happens only after another
+unit's ``async with`` has exited (that unit waits for this one's commit): a unit does its
+database work and leaves, as it always should.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy import Insert, event, insert
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSessionTransaction,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.pool import StaticPool
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -19,41 +43,108 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from csms.clock import utc_now
 from csms.domain.codec import encode_event, event_type_name
 from csms.domain.events import DomainEvent
-from csms.store import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+from csms.store import (
+    sqlite_driver,
+    tables,  # noqa: F401  (registers the tables on SQLModel.metadata)
+)
 from csms.store.tables import EventRow
 
 log = logging.getLogger(__name__)
 
+_INSERT_EVENT = insert(EventRow)
+
+
+@functools.cache
+def _insert_into(table: type[SQLModel]) -> Insert:
+    return insert(table)
+
+
+class BatchAborted(Exception):
+    """The batch this unit of work belonged to was rolled back: a unit of the batch could not
+    be undone cleanly (e.g. cancelled while rolling back), so nothing of it was committed."""
+
 
 class UnitOfWork:
-    """One database transaction: the session plus the events it appends."""
+    """One database transaction: the session plus the events it appends.
+
+    Recorded events are appended to the log when the unit's work is done, in the order they
+    were recorded, in the same transaction (one Core INSERT for all of them)."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self.events: list[DomainEvent] = []
+        self._event_rows: list[dict[str, Any]] = []
+        self._rows: dict[type[SQLModel], list[dict[str, Any]]] = {}
 
     def record(self, domain_event: DomainEvent) -> None:
         self.events.append(domain_event)
-        self.session.add(
-            EventRow(
-                type=event_type_name(domain_event),
-                charger_id=domain_event.charger_id,
-                occurred_at=domain_event.occurred_at,
-                recorded_at=utc_now(),
-                payload=json.dumps(encode_event(domain_event), separators=(",", ":")),
-            )
+        self._event_rows.append(
+            {
+                "type": event_type_name(domain_event),
+                "charger_id": domain_event.charger_id,
+                "occurred_at": domain_event.occurred_at,
+                "recorded_at": utc_now(),
+                "payload": json.dumps(encode_event(domain_event), separators=(",", ":")),
+            }
         )
+
+    def insert(self, table: type[SQLModel], row: dict[str, Any]) -> None:
+        """Append a row (column values) to ``table`` when the unit's work is done, with one
+        Core INSERT per table: for rows nothing reads back in the same unit of work (meter
+        values, applied 2.0.1 events), without the ORM's unit of work."""
+        self._rows.setdefault(table, []).append(row)
+
+    async def finish(self) -> None:
+        """Write what is still pending: the session's changes, the rows to insert, then the
+        recorded events."""
+        await self.session.flush()
+        if not self._rows and not self._event_rows:
+            return
+        connection = await self.session.connection()
+        pending, self._rows = self._rows, {}
+        for table, rows in pending.items():
+            await connection.execute(_insert_into(table), rows)
+        if self._event_rows:
+            rows, self._event_rows = self._event_rows, []
+            await connection.execute(_INSERT_EVENT, rows)
+
+
+@dataclass(eq=False)
+class _Batch:
+    """One open write transaction shared by the units that follow each other in it."""
+
+    session: AsyncSession
+    opened_at: float
+    done: asyncio.Future[None]
+    started: int = 0
+    """Units that began in this batch (failed ones included)."""
+    units: list[UnitOfWork] = field(default_factory=list)
+    """Units whose work succeeded and waits for the commit."""
+    broken: BaseException | None = None
+    """Why the batch must be rolled back instead of committed."""
 
 
 class Database:
-    """SQLite by default (WAL, one writer at a time in this process); PostgreSQL when configured."""
+    """SQLite by default (WAL, one writer at a time in this process, group commit);
+    PostgreSQL when configured (a transaction of its own per unit of work)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        group_commit: bool | None = None,
+        max_batch: int = 100,
+        max_batch_s: float = 0.02,
+        one_hop: bool = True,
+    ) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {}
-        if self.is_sqlite and (":memory:" in url or url.endswith("///")):
+        shared_connection = self.is_sqlite and (":memory:" in url or url.endswith("///"))
+        if shared_connection:
             kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+        elif self.is_sqlite and one_hop:
+            kwargs = {"async_creator": self._connect_sqlite}
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
@@ -63,6 +154,21 @@ class Database:
         # SQLite allows one writer; queueing writers here avoids "database is locked" errors.
         self._write_lock: asyncio.Lock | None = asyncio.Lock() if self.is_sqlite else None
         self._event_listeners: list[Callable[[], None]] = []
+        # Group commit needs a connection of its own for the writer: not with the one shared
+        # connection of an in-memory database, whose readers would end the writer's transaction.
+        self._grouped = (
+            (self.is_sqlite and not shared_connection) if group_commit is None else (group_commit)
+        )
+        self._max_batch = max(1, max_batch)
+        self._max_batch_s = max_batch_s
+        self._turn_taken = False
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._batch: _Batch | None = None
+        self._finishing: set[asyncio.Task[None]] = set()
+
+    async def _connect_sqlite(self) -> sqlite_driver.OneHopConnection:
+        args, kwargs = self.engine.dialect.create_connect_args(self.engine.url)
+        return await sqlite_driver.connect(*args, **kwargs)
 
     def add_event_listener(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` after each commit that appended events (to wake consumers of the
@@ -75,7 +181,14 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[UnitOfWork]:
-        """A write transaction; commits on normal exit, rolls back on any exception."""
+        """A write transaction; commits on normal exit, rolls back on any exception.
+
+        The ``async with`` exits once the work is committed (with group commit, by the commit
+        of its batch) or raises the error that prevented it."""
+        if self._grouped:
+            async with self._grouped_transaction() as uow:
+                yield uow
+            return
         if self._write_lock is None:
             async with self._session_transaction() as uow:
                 yield uow
@@ -95,7 +208,9 @@ class Database:
     @asynccontextmanager
     async def _session_transaction(self) -> AsyncIterator[UnitOfWork]:
         async with self._sessions() as session, session.begin():
-            yield UnitOfWork(session)
+            uow = UnitOfWork(session)
+            yield uow
+            await uow.finish()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -103,7 +218,157 @@ class Database:
             yield session
 
     async def dispose(self) -> None:
+        while self._finishing:
+            await asyncio.gather(*self._finishing, return_exceptions=True)
         await self.engine.dispose()
+
+    # --- group commit --------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _grouped_transaction(self) -> AsyncIterator[UnitOfWork]:
+        await self._take_turn()
+        try:
+            batch = self._batch if self._batch is not None else await self._open_batch()
+        except BaseException:
+            self._pass_turn()
+            raise
+        session = batch.session
+        first = not batch.units
+        batch.started += 1
+        uow = UnitOfWork(session)
+        nested: AsyncSessionTransaction | None = None
+        try:
+            if not first:
+                nested = await session.begin_nested()
+            yield uow
+            await uow.finish()  # this unit's errors are this unit's, not the batch's
+            if nested is not None:
+                await nested.commit()  # RELEASE SAVEPOINT
+        except BaseException:
+            try:
+                await self._undo(batch, nested)
+            finally:
+                self._pass_turn()
+            raise
+        batch.units.append(uow)
+        session.expunge_all()
+        self._pass_turn()
+        # Shielded: a unit cancelled while it waits leaves the commit of the others alone.
+        await asyncio.shield(batch.done)
+
+    async def _take_turn(self) -> None:
+        if not self._turn_taken and not self._waiters:
+            self._turn_taken = True
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self._pass_turn()  # the turn reached us as we were cancelled: hand it on
+            else:
+                with contextlib.suppress(ValueError):  # already skipped by _wake_next
+                    self._waiters.remove(waiter)
+            raise
+
+    async def _open_batch(self) -> _Batch:
+        loop = asyncio.get_running_loop()
+        session = self._sessions()
+        try:
+            connection = await session.connection()
+            if self.is_sqlite:
+                # Explicitly: the sqlite3 module would not begin before a SAVEPOINT, and the
+                # RELEASE of an outermost SAVEPOINT commits. IMMEDIATE takes the write lock now.
+                await connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            await asyncio.shield(session.close())
+            raise
+        batch = _Batch(session=session, opened_at=loop.time(), done=loop.create_future())
+        self._batch = batch
+        return batch
+
+    async def _undo(self, batch: _Batch, nested: AsyncSessionTransaction | None) -> None:
+        """Roll back the failed unit alone: its savepoint, or the whole (still empty of other
+        units) transaction if it was the first of its batch."""
+        session = batch.session
+        if nested is None:
+            self._batch = None
+            batch.done.set_result(None)
+            await asyncio.shield(session.close())  # ends the transaction: ROLLBACK
+            return
+        try:
+            await nested.rollback()
+        except BaseException as exc:
+            batch.broken = exc
+            raise
+        finally:
+            sync = session.sync_session
+            root = sync.get_transaction()
+            if batch.broken is None and (
+                root is None or not root.is_active or sync.get_nested_transaction() is not None
+            ):
+                batch.broken = RuntimeError("a unit of work left its savepoint open")
+            session.expunge_all()
+
+    def _pass_turn(self) -> None:
+        """Called by the holder of the turn when it is done: hand the open batch to the next
+        waiter, or commit it (the commit keeps the turn until it is over)."""
+        batch = self._batch
+        if batch is not None and (
+            batch.broken is not None
+            or not self._waiters
+            or batch.started >= self._max_batch
+            or asyncio.get_running_loop().time() - batch.opened_at >= self._max_batch_s
+        ):
+            self._batch = None
+            task = asyncio.create_task(self._finish(batch), name="db-group-commit")
+            self._finishing.add(task)
+            task.add_done_callback(self._finishing.discard)
+            return
+        self._wake_next()
+
+    def _wake_next(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._turn_taken = False
+
+    async def _finish(self, batch: _Batch) -> None:
+        """Commit the batch (or roll it back if broken), then release its units and wake the
+        event listeners; the turn passes on after that."""
+        error: BaseException | None = batch.broken
+        session = batch.session
+        try:
+            if error is None and batch.units:
+                await session.commit()
+            else:
+                await session.rollback()
+        except BaseException as exc:
+            error = exc
+            if not isinstance(exc, Exception):
+                log.warning("group commit interrupted: %r", exc)
+        finally:
+            try:
+                await session.close()
+            except Exception:
+                log.exception("closing the session of a batch failed")
+            if error is None:
+                batch.done.set_result(None)
+            elif isinstance(error, asyncio.CancelledError):
+                batch.done.cancel()
+            else:
+                if batch.broken is not None:
+                    aborted = BatchAborted("the batch was rolled back; nothing was committed")
+                    aborted.__cause__ = batch.broken
+                    error = aborted
+                batch.done.set_exception(error)
+                batch.done.exception()  # retrieved: units that were cancelled never read it
+            if error is None and any(unit.events for unit in batch.units):
+                self._notify()
+            self._wake_next()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -1,0 +1,338 @@
+"""Group commit of the write transactions (SQLite): units of work that wait for the writer
+share its transaction, each in a savepoint of its own, and are made durable by one commit."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from csms.clock import utc_now
+from csms.domain.events import ChargerConnected, ChargerDisconnected
+from csms.domain.model import OcppVersion
+from csms.store.database import Database, UnitOfWork
+from csms.store.tables import ChargerRow, ConnectorRow, EventRow
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    # No age limit on a batch: whether units share a commit never depends on timing here.
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'gc.db'}", max_batch_s=3600)
+    await database.create_schema()
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+def count_commits(db: Database) -> list[int]:
+    commits: list[int] = []
+    event.listen(db.engine.sync_engine, "commit", lambda _conn: commits.append(1))
+    return commits
+
+
+def a_charger(charger_id: str, **values: Any) -> ChargerRow:
+    return ChargerRow(charger_id=charger_id, created_at=utc_now(), **values)
+
+
+async def charger_ids(db: Database) -> list[str]:
+    async with db.read() as session:
+        return sorted(row.charger_id for row in (await session.exec(select(ChargerRow))).all())
+
+
+async def event_chargers(db: Database) -> list[str]:
+    async with db.read() as session:
+        rows = (await session.exec(select(EventRow).order_by(EventRow.id))).all()  # type: ignore[arg-type]
+    return [row.charger_id for row in rows]
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Let the other tasks run until ``condition`` holds (no clock involved)."""
+    for _ in range(10_000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition never became true")
+
+
+Work = Callable[[UnitOfWork], Awaitable[None]]
+
+
+def adding(charger_id: str, *, fail: bool = False) -> Work:
+    async def work(uow: UnitOfWork) -> None:
+        uow.session.add(a_charger(charger_id))
+        uow.record(
+            ChargerConnected(
+                charger_id=charger_id, occurred_at=utc_now(), ocpp_version=OcppVersion.V16
+            )
+        )
+        await uow.session.flush()
+        if fail:
+            raise RuntimeError(f"{charger_id} failed")
+
+    return work
+
+
+class Held:
+    """A first unit that keeps the writer's turn until released, so the next ones queue."""
+
+    def __init__(self, db: Database, work: Work) -> None:
+        self.inside = asyncio.Event()
+        self.release = asyncio.Event()
+        self.task = asyncio.create_task(self._run(db, work))
+
+    async def _run(self, db: Database, work: Work) -> None:
+        async with db.transaction() as uow:
+            await work(uow)
+            self.inside.set()
+            await self.release.wait()
+
+
+async def queued(db: Database, *works: Work) -> list[asyncio.Task[None]]:
+    """Start one unit per work; return once they all wait for the writer's turn."""
+
+    async def run(work: Work) -> None:
+        async with db.transaction() as uow:
+            await work(uow)
+
+    before = len(db._waiters)
+    tasks = [asyncio.create_task(run(work)) for work in works]
+    await until(lambda: len(db._waiters) == before + len(works))
+    return tasks
+
+
+async def test_waiting_units_are_committed_together_when_the_writer_is_busy(db: Database):
+    commits = count_commits(db)
+    woken: list[list[str]] = []
+    db.add_event_listener(lambda: woken.append([]))
+    held = Held(db, adding("A"))
+    await held.inside.wait()
+    tasks = await queued(db, adding("B"), adding("C"))
+    held.release.set()
+    await asyncio.gather(held.task, *tasks)
+    assert len(commits) == 1
+    assert len(woken) == 1
+    assert await charger_ids(db) == ["A", "B", "C"]
+    assert await event_chargers(db) == ["A", "B", "C"]
+
+
+async def test_a_unit_exits_only_once_its_work_is_committed_when_batched(db: Database):
+    seen_after_exit: dict[str, list[str]] = {}
+
+    async def unit(charger_id: str) -> None:
+        async with db.transaction() as uow:
+            await adding(charger_id)(uow)
+        seen_after_exit[charger_id] = await charger_ids(db)  # another connection
+
+    held = Held(db, adding("A"))
+    await held.inside.wait()
+    tasks = [asyncio.create_task(unit(c)) for c in ("B", "C")]
+    await until(lambda: len(db._waiters) == 2)
+    held.release.set()
+    await asyncio.gather(held.task, *tasks)
+    assert seen_after_exit == {"B": ["A", "B", "C"], "C": ["A", "B", "C"]}
+
+
+async def test_a_failing_unit_is_rolled_back_alone_when_batched(db: Database):
+    commits = count_commits(db)
+    held = Held(db, adding("A"))
+    await held.inside.wait()
+    b, c, d = await queued(db, adding("B"), adding("C", fail=True), adding("D"))
+    held.release.set()
+    await asyncio.gather(held.task, b, d)
+    with pytest.raises(RuntimeError, match="C failed"):
+        await c
+    assert len(commits) == 1
+    assert await charger_ids(db) == ["A", "B", "D"]
+    assert await event_chargers(db) == ["A", "B", "D"]  # C's event was not recorded
+
+
+async def test_a_failing_first_unit_leaves_the_waiting_units_alone(db: Database):
+    async with db.transaction() as uow:
+        await adding("A")(uow)
+    failing = Held(db, adding("X"))
+    await failing.inside.wait()  # X is the first unit of a new batch
+    b, c = await queued(db, adding("B"), adding("C"))
+    failing.task.cancel()  # fails X while it holds the turn
+    with pytest.raises(asyncio.CancelledError):
+        await failing.task
+    await asyncio.gather(b, c)
+    assert await charger_ids(db) == ["A", "B", "C"]
+    assert await event_chargers(db) == ["A", "B", "C"]
+
+
+async def test_a_failed_commit_fails_every_unit_of_the_batch(db: Database):
+    async def orphan_connector(uow: UnitOfWork) -> None:
+        # Foreign keys checked at COMMIT only: the violation fails the commit itself.
+        connection = await uow.session.connection()
+        await connection.execute(text("PRAGMA defer_foreign_keys = ON"))
+        uow.session.add(
+            ConnectorRow(
+                charger_id="NOBODY",
+                ocpp_evse_id=1,
+                connector_id=1,
+                status="Available",
+                status_at=utc_now(),
+                updated_at=utc_now(),
+            )
+        )
+
+    woken: list[int] = []
+    db.add_event_listener(lambda: woken.append(1))
+    held = Held(db, adding("A"))
+    await held.inside.wait()
+    tasks = await queued(db, adding("B"), orphan_connector, adding("C"))
+    held.release.set()
+    results = await asyncio.gather(held.task, *tasks, return_exceptions=True)
+    assert all(isinstance(r, IntegrityError) for r in results), results
+    assert await charger_ids(db) == []
+    assert await event_chargers(db) == []
+    assert woken == []
+    # The writer carries on with a new transaction.
+    async with db.transaction() as uow:
+        await adding("D")(uow)
+    assert await charger_ids(db) == ["D"]
+
+
+async def test_a_unit_cancelled_while_it_waits_for_the_writer_leaves_the_others_alone(
+    db: Database,
+):
+    held = Held(db, adding("A"))
+    await held.inside.wait()
+    b, c, d = await queued(db, adding("B"), adding("C"), adding("D"))
+    c.cancel()
+    await until(lambda: len(db._waiters) == 2)
+    held.release.set()
+    await asyncio.gather(held.task, b, d)
+    assert c.cancelled()
+    assert await charger_ids(db) == ["A", "B", "D"]
+
+
+async def test_a_unit_cancelled_in_its_work_is_rolled_back_alone_when_batched(db: Database):
+    held = Held(db, adding("A"))
+    await held.inside.wait()
+    (b,) = await queued(db, adding("B"))
+    slow = Held(db, adding("S"))  # joins the batch after B, then waits inside its work
+    await until(lambda: len(db._waiters) == 2)
+    (c,) = await queued(db, adding("C"))
+    held.release.set()
+    await slow.inside.wait()
+    slow.task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await slow.task
+    await asyncio.gather(held.task, b, c)
+    assert await charger_ids(db) == ["A", "B", "C"]
+    assert await event_chargers(db) == ["A", "B", "C"]
+
+
+async def test_a_unit_cancelled_while_its_batch_commits_leaves_the_commit_alone(db: Database):
+    held = Held(db, adding("A"))
+    await held.inside.wait()
+    b, c = await queued(db, adding("B"), adding("C"))
+    held.release.set()
+    await until(lambda: not db._waiters and db._batch is None)  # the batch is committing
+    assert not b.done()
+    b.cancel()
+    await asyncio.gather(held.task, c)
+    with pytest.raises(asyncio.CancelledError):
+        await b
+    assert await charger_ids(db) == ["A", "B", "C"]
+
+
+async def test_each_unit_of_a_batch_starts_with_an_empty_identity_map(db: Database):
+    async with db.transaction() as uow:
+        uow.session.add(a_charger("CP1"))
+    first: list[ChargerRow] = []
+
+    async def modify(uow: UnitOfWork) -> None:
+        row = await uow.session.get(ChargerRow, "CP1")
+        assert row is not None
+        row.vendor = "first"
+        uow.session.add(row)
+        first.append(row)
+
+    async def read_back(uow: UnitOfWork) -> None:
+        row = await uow.session.get(ChargerRow, "CP1")
+        assert row is not None
+        assert row is not first[0]
+        assert row.vendor == "first"  # the earlier unit's write, in the same transaction
+        row.vendor = "second"
+        uow.session.add(row)
+
+    held = Held(db, modify)
+    await held.inside.wait()
+    (task,) = await queued(db, read_back)
+    held.release.set()
+    await asyncio.gather(held.task, task)
+    assert first[0].vendor == "first"  # not changed by the later unit
+    async with db.read() as session:
+        row = await session.get(ChargerRow, "CP1")
+    assert row is not None
+    assert row.vendor == "second"
+
+
+async def test_a_unit_reads_its_own_writes_and_savepoints_roll_back_when_batched(db: Database):
+    async def write_then_fail(uow: UnitOfWork) -> None:
+        uow.session.add(a_charger("B"))
+        await uow.session.flush()
+        assert await uow.session.get(ChargerRow, "B") is not None
+        connection = await uow.session.connection()
+        await connection.execute(text("UPDATE chargers SET vendor = 'x' WHERE charger_id = 'A'"))
+        raise RuntimeError("B failed")
+
+    held = Held(db, adding("A"))
+    await held.inside.wait()
+    b, c = await queued(db, write_then_fail, adding("C"))
+    held.release.set()
+    await asyncio.gather(held.task, c)
+    with pytest.raises(RuntimeError):
+        await b
+    async with db.read() as session:
+        rows = (await session.exec(select(ChargerRow))).all()
+    assert sorted((r.charger_id, r.vendor) for r in rows) == [("A", None), ("C", None)]
+
+
+async def test_a_failing_unit_with_nothing_written_leaves_the_batch_alone(db: Database):
+    async def fail_at_once(_uow: UnitOfWork) -> None:
+        raise RuntimeError("nothing written")
+
+    held = Held(db, adding("A"))
+    await held.inside.wait()
+    b, c = await queued(db, fail_at_once, adding("C"))
+    held.release.set()
+    await asyncio.gather(held.task, c)
+    with pytest.raises(RuntimeError):
+        await b
+    assert await charger_ids(db) == ["A", "C"]
+
+
+async def test_batches_are_limited_in_size(tmp_path: Path):
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'gc.db'}", max_batch=2, max_batch_s=3600)
+    await db.create_schema()
+    try:
+        commits = count_commits(db)
+        held = Held(db, adding("A"))
+        await held.inside.wait()
+        tasks = await queued(db, adding("B"), adding("C"), adding("D"))
+        held.release.set()
+        await asyncio.gather(held.task, *tasks)
+        assert len(commits) == 2
+        assert await charger_ids(db) == ["A", "B", "C", "D"]
+    finally:
+        await db.dispose()
+
+
+async def test_a_lone_unit_is_committed_at_once(db: Database):
+    commits = count_commits(db)
+    async with db.transaction() as uow:
+        uow.session.add(a_charger("A"))
+        uow.record(ChargerDisconnected(charger_id="A", occurred_at=utc_now()))
+    assert len(commits) == 1
+    assert await charger_ids(db) == ["A"]
+    assert await event_chargers(db) == ["A"]
