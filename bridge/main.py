@@ -89,7 +89,7 @@ class BridgeApp:
             identity=self.identity,
             clock=utc_now,
         )
-        self.partners.on_registered(self.tokens.pull_registered)
+        self.partners.on_registered(self.tokens.pull_registered, name="tokens")
         self.token_authorizer = OcpiAuthorizer(
             self.token_store,
             partner=self.partners.store.get,
@@ -160,7 +160,7 @@ class BridgeApp:
             clock=utc_now,
         )
         self.full_objects.register("locations", self.locations)
-        self.partners.on_registered(self.locations.send_all)
+        self.partners.on_registered(self.locations.send_all, name="locations")
         # Tariffs, Sessions and CDRs: tariffs from the site file; sessions projected from the
         # transaction events by a projector of their own.
         self.tariffs = TariffService(
@@ -171,7 +171,7 @@ class BridgeApp:
             clock=utc_now,
         )
         self.full_objects.register("tariffs", self.tariffs)
-        self.partners.on_registered(self.tariffs.send_all)
+        self.partners.on_registered(self.tariffs.send_all, name="tariffs")
         self.session_reader = SessionReader(self.db)
         self.sessions = SessionService(
             identity=self.identity,
@@ -273,6 +273,8 @@ class BridgeApp:
         await self.ocpp.start()
         await self._start_http()
         self.push_worker.start()
+        # Registration steps (every Location queued for a new partner...) a previous run left.
+        await self.partners.resume_follow_ups()
         # Commands a previous run left unanswered get TIMEOUT now, later ones at their deadline.
         self.commands.start(interval_s=max(0.5, min(30.0, self.settings.command_result_margin)))
         self._schedule_jobs()
@@ -294,6 +296,7 @@ class BridgeApp:
         """Stop every part, each even if an earlier one failed; the frame log and the database
         are closed last."""
         try:
+            await self.partners.stop()
             await self.projector.stop()
             await self.session_projector.stop()
             await self.profile_projector.stop()
@@ -315,6 +318,7 @@ class BridgeApp:
                     await self.recorder.stop()
             finally:
                 await self.db.dispose()
+                self.partners.store.close()
 
     async def run_until_stopped(self) -> None:
         await self.start()
@@ -446,6 +450,15 @@ class BridgeApp:
         # Backstop: the worker wakes on commits and polls; this catches anything it missed.
         self.scheduler.add_job(
             self.push_worker.drain_once, "interval", minutes=1, id="outbox-drain", coalesce=True
+        )
+        # Registration steps that failed, retried when due.
+        self.scheduler.add_job(
+            self.partners.run_due_follow_ups,
+            "interval",
+            minutes=1,
+            id="partner-registration-steps",
+            coalesce=True,
+            max_instances=1,
         )
         if self.settings.token_pull_interval > 0:
             self.scheduler.add_job(

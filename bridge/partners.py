@@ -86,3 +86,16 @@ class Partner:
         if self.expected is not None:
             return str(self.expected)
         return self.versions_url or "-"
+
+
+@dataclass(frozen=True, kw_only=True)
+class FollowUp:
+    """A step still to run after a partner registered (e.g. "locations": queue a PUT of every
+    Location for it); kept until it succeeded, with its failed attempts and last error."""
+
+    partner_id: int
+    step: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime

@@ -7,16 +7,31 @@ Outbound (we register with a partner that gave us its token A): ``register``, ``
 
 No HTTP call to a partner is made while the database is locked; every state change is
 compare-and-set on the token the request was authenticated with, so a request racing another
-one changes nothing."""
+one changes nothing.
+
+After a registration (either direction) the ``on_registered`` steps run (queue every Location
+and Tariff for the new partner, pull its tokens): stored as follow-up rows in the registration's
+own transaction, run in a task of their own after the answer (an eMSP's credentials POST is
+answered first: queueing 10,000 Locations takes longer than its request timeout). A step that
+fails is logged and retried with backoff by ``run_due_follow_ups`` (a scheduler job); steps a
+stopped or crashed process left are run again by ``resume_follow_ups`` at start-up.
+
+``authenticate`` (every OCPI request) caches token -> partner for as long as the partners'
+generation (``PartnerStore.generation``, bumped by every write to a partner, in any process)
+has not changed: a rotated, updated or unregistered token is never accepted from the cache,
+and a new one is always looked up."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -32,9 +47,9 @@ from bridge.ocpi.models import (
     VersionDetails,
 )
 from bridge.ocpi.wire import VERSION, OcpiStatus, token_candidates
-from bridge.partners import ExpectedRole, Partner, PartnerStatus
+from bridge.partners import ExpectedRole, FollowUp, Partner, PartnerStatus
 from bridge.push.client import OcpiClient
-from bridge.store.partners import PartnerChanged, PartnerStore, RoleTaken
+from bridge.store.partners import GenerationCache, PartnerChanged, PartnerStore, RoleTaken
 from csms.clock import utc_now
 
 log = logging.getLogger(__name__)
@@ -76,6 +91,26 @@ class PeerApi:
     endpoints: tuple[Endpoint, ...]
 
 
+RegisteredCallback = Callable[[Partner], Awaitable[object]]
+
+_CALLERS_MAX = 1024  # cached Authorization headers (cleared when full)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FollowUpPolicy:
+    """When a failed follow-up step is tried again: ``retry_base_s`` doubled per failed attempt,
+    at most ``retry_max_s``; never given up (the step is what makes a new partner complete).
+    ``lease_s``: a new step is due for others (the periodic job, another process) only this
+    long after the registration, the registering process runs it at once."""
+
+    retry_base_s: float = 30.0
+    retry_max_s: float = 3600.0
+    lease_s: float = 300.0
+
+    def delay_after(self, attempts: int) -> float:
+        return min(self.retry_max_s, self.retry_base_s * 2.0 ** max(0, min(attempts - 1, 30)))
+
+
 def mint_token() -> str:
     """A credentials token: 43 URL-safe characters (printable ASCII, within string(64))."""
     return secrets.token_urlsafe(32)
@@ -88,28 +123,157 @@ class PartnerService:
         client: OcpiClient,
         identity: Callable[[], CpoIdentity],
         clock: Callable[[], datetime] = utc_now,
+        follow_up_policy: FollowUpPolicy | None = None,
     ) -> None:
         self.store = store
         self.client = client
         self._identity = identity
         self._clock = clock
-        self._registered_listeners: list[Callable[[Partner], Awaitable[object]]] = []
+        self.follow_up_policy = follow_up_policy or FollowUpPolicy()
+        self._registered_listeners: dict[str, RegisteredCallback] = {}
+        self._follow_up_tasks: dict[int, asyncio.Task[None]] = {}
+        self._stopping = False
+        self._callers: GenerationCache[str, Caller] = GenerationCache(
+            store.generation, max_size=_CALLERS_MAX
+        )
 
-    def on_registered(self, callback: Callable[[Partner], Awaitable[object]]) -> None:
+    def on_registered(self, callback: RegisteredCallback, *, name: str | None = None) -> None:
         """Run ``callback`` after a partner completed a registration (either direction), e.g.
-        to send it every object it should receive."""
-        self._registered_listeners.append(callback)
+        to send it every object it should receive. ``name`` (default: the callback's qualified
+        name) identifies the step in the database: keep it stable across versions. Each step
+        runs until it succeeds once; it must be safe to run again (a step interrupted by a
+        stop runs again after the restart)."""
+        step = name or getattr(callback, "__qualname__", None) or repr(callback)
+        if step in self._registered_listeners:
+            raise ValueError(f"a registration step named {step!r} exists already")
+        self._registered_listeners[step] = callback
 
-    async def _registered_now(self, partner_id: int) -> None:
+    # --- follow-up steps of a registration ----------------------------------------------
+
+    def _follow_up(self, partner_id: int) -> asyncio.Task[None] | None:
+        """The task running the partner's pending steps: the one running, else a new one
+        (none once stopping: the steps stay stored for the next start)."""
+        task = self._follow_up_tasks.get(partner_id)
+        if task is not None or self._stopping:
+            return task
+        task = asyncio.create_task(
+            self._run_follow_ups(partner_id), name=f"ocpi-partner-{partner_id}-registered"
+        )
+        self._follow_up_tasks[partner_id] = task
+        task.add_done_callback(partial(self._follow_up_ended, partner_id))
+        return task
+
+    def _follow_up_ended(self, partner_id: int, task: asyncio.Task[None]) -> None:
+        if self._follow_up_tasks.get(partner_id) is task:
+            del self._follow_up_tasks[partner_id]
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error(
+                "after registering OCPI partner %d: the follow-up steps failed; they stay "
+                "stored and are tried again later",
+                partner_id,
+                exc_info=exc,
+            )
+
+    async def _run_follow_ups(self, partner_id: int) -> None:
+        steps = {s.step: s for s in await self.store.follow_ups(partner_id=partner_id)}
+        if not steps:
+            return
         partner = await self.store.get(partner_id)
         if partner is None or not partner.registered:
+            dropped = await self.store.drop_follow_ups(partner_id)
+            log.info(
+                "OCPI partner %d is no longer registered: %d registration step(s) dropped",
+                partner_id,
+                dropped,
+            )
             return
-        for callback in self._registered_listeners:
+        for name, callback in self._registered_listeners.items():
+            step = steps.pop(name, None)
+            if step is None:
+                continue
             try:
                 await callback(partner)
-            except Exception:
-                # The registration stands; the partner can still pull what it missed.
-                log.exception("after registering OCPI partner %d: %r failed", partner_id, callback)
+            except Exception as exc:
+                # The registration stands; the step is tried again later.
+                attempts = step.attempts + 1
+                delay = self.follow_up_policy.delay_after(attempts)
+                log.exception(
+                    "after registering OCPI partner %d: step %r failed (attempt %d), "
+                    "retrying in %.0fs",
+                    partner_id,
+                    name,
+                    attempts,
+                    delay,
+                )
+                await self.store.follow_up_failed(
+                    partner_id,
+                    name,
+                    attempts=attempts,
+                    error=f"{type(exc).__name__}: {exc}",
+                    next_attempt_at=self._clock() + timedelta(seconds=delay),
+                )
+            else:
+                await self.store.follow_up_done(partner_id, name)
+        for name in steps:
+            log.warning(
+                "OCPI partner %d: registration step %r is unknown to this version; dropped",
+                partner_id,
+                name,
+            )
+            await self.store.follow_up_done(partner_id, name)
+
+    async def resume_follow_ups(self) -> int:
+        """At start-up: run every stored step (left by a stop, a crash or another process),
+        in the background; the number of partners concerned."""
+        return len(self._start_follow_ups(await self.store.follow_ups()))
+
+    async def run_due_follow_ups(self) -> None:
+        """The periodic job: run the steps due now (failed ones whose retry is due, or left by
+        another process) and wait for them."""
+        tasks = self._start_follow_ups(await self.store.follow_ups(due_at=self._clock()))
+        if tasks:
+            await asyncio.gather(*(asyncio.shield(task) for task in tasks))
+
+    def _start_follow_ups(self, steps: Sequence[FollowUp]) -> list[asyncio.Task[None]]:
+        tasks: list[asyncio.Task[None]] = []
+        for partner_id in dict.fromkeys(step.partner_id for step in steps):
+            task = self._follow_up(partner_id)
+            if task is not None:
+                tasks.append(task)
+        return tasks
+
+    async def join_follow_ups(self) -> None:
+        """Wait until the steps running now have ended (for tests and orderly hand-overs);
+        their failures are logged by the tasks themselves."""
+        while tasks := list(self._follow_up_tasks.values()):
+            await asyncio.gather(*(asyncio.shield(t) for t in tasks), return_exceptions=True)
+            await asyncio.sleep(0)  # let the tasks' done callbacks run
+
+    async def stop(self) -> None:
+        """Cancel the steps running (they stay stored and run again at the next start)."""
+        self._stopping = True
+        tasks = list(self._follow_up_tasks.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+            log.info(
+                "%d OCPI partner registration follow-up(s) interrupted; they run again at the "
+                "next start",
+                len(tasks),
+            )
+        self._callers.clear()
+
+    def _follow_up_steps(self) -> dict[str, Any]:
+        """What ``store_credentials`` needs to store this registration's steps."""
+        lease = timedelta(seconds=self.follow_up_policy.lease_s)
+        return {
+            "follow_ups": list(self._registered_listeners),
+            "follow_up_at": self._clock() + lease,
+        }
 
     @property
     def identity(self) -> CpoIdentity:
@@ -119,9 +283,19 @@ class PartnerService:
 
     async def authenticate(self, authorization: str | None) -> Caller | None:
         """The caller behind an ``Authorization`` header: raw token first, then its Base64
-        decoding (2.2.1 peers encode, older ones do not)."""
+        decoding (2.2.1 peers encode, older ones do not). Answered from the cache while the
+        partners' generation is the one the entry was read at (see the module docstring)."""
+        if not authorization:
+            return None
+        cached, generation = self._callers.lookup(authorization)
+        if cached is not None:
+            return cached
         found = await self.store.find_by_token(token_candidates(authorization))
-        return Caller(*found) if found is not None else None
+        if found is None:
+            return None
+        caller = Caller(*found)
+        self._callers.keep(authorization, caller, generation)
+        return caller
 
     # --- operator actions ----------------------------------------------------------------
 
@@ -172,9 +346,11 @@ class PartnerService:
             body=body,
             api=api,
             on_changed=MethodNotAllowed("already registered by a concurrent request"),
+            follow_ups=True,
         )
         log.info("OCPI partner %d registered: %s", caller.partner.id, _roles_text(body.roles))
-        await self._registered_now(caller.partner.id)
+        # Answered now; the steps (every Location queued...) run after, in their own task.
+        self._follow_up(caller.partner.id)
         return self.identity.credentials(token_c)
 
     async def accept_update(self, caller: Caller, body: Credentials) -> Credentials:
@@ -236,6 +412,7 @@ class PartnerService:
         body: Credentials,
         api: PeerApi,
         on_changed: Exception,
+        follow_ups: bool = False,
     ) -> Partner:
         try:
             return await self.store.store_credentials(
@@ -249,6 +426,7 @@ class PartnerService:
                 endpoints=api.endpoints,
                 roles=body.roles,
                 now=self._clock(),
+                **(self._follow_up_steps() if follow_ups else {}),
             )
         except RoleTaken as exc:
             raise InvalidParameters(f"roles: {exc}") from exc
@@ -333,7 +511,12 @@ class PartnerService:
             # Whatever went wrong, token B must not stay valid for a registration that failed.
             await self.store.delete(partner.id)
             raise
-        await self._registered_now(registered.id)
+        # The operator's request waits for the steps (they run in their own task: a request
+        # cancelled meanwhile does not interrupt them; a failed step is logged and retried).
+        task = self._follow_up(registered.id)
+        if task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(task)
         return registered
 
     async def _complete_registration(
@@ -373,6 +556,7 @@ class PartnerService:
                 endpoints=partner.endpoints,
                 roles=theirs.roles,
                 now=self._clock(),
+                **self._follow_up_steps(),
             )
         except (InvalidParameters, RoleTaken, PartnerChanged) as exc:
             # Registered on their side, refused on ours: undo theirs so both agree.

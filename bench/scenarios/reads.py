@@ -48,14 +48,17 @@ def prepare(options: world.Options, args: argparse.Namespace) -> Path:
     ids = [f"BENCH-CP-{i:05d}" for i in range(max(count, locations))]
     spec = SiteSpec(chargers=ids, locations=locations, tariff=True)
     template = world.prepare_database(options.workdir, spec, {})
-    asyncio.run(_make_sessions(options, template, ids[:count], 2.0 if args.smoke else 10.0))
+    asyncio.run(
+        _make_sessions(options, template, ids[:count], 2.0 if args.smoke else 10.0, locations)
+    )
     return template
 
 
 async def _make_sessions(
-    options: world.Options, template: Path, ids: list[str], seconds: float
+    options: world.Options, template: Path, ids: list[str], seconds: float, locations: int
 ) -> None:
-    """Register the eMSP, run sessions, deliver every push; keep the eMSP's token C."""
+    """The eMSP registers with us, sessions run, every push is delivered; keep the eMSP's
+    token C."""
     fleet = Fleet(ids=ids)
     stats = LoadStats()
     chargers = [Charger(cid, fleet.version(i), stats) for i, cid in enumerate(ids)]
@@ -65,7 +68,9 @@ async def _make_sessions(
             template, None, {"OCPI_BRIDGE_ADMIN_TOKEN": world.ADMIN_TOKEN}, core=None
         ) as bridge,
     ):
-        token = await world.bridge_registers(bridge, emsp)
+        # The credentials POST is answered before the bridge queues the Locations for the eMSP
+        # (they are queued and pushed while the sessions run, see the wait below).
+        token = await world.register_emsp(bridge, emsp)
         tokens = {cid: token_uid(i) for i, cid in enumerate(ids)}
         await world.publish_tokens(emsp, list(tokens.values()))
         connected, _ = await connect_all(
@@ -75,8 +80,22 @@ async def _make_sessions(
         uids = {cid: evse_uid(i) for i, cid in enumerate(ids)}
         await run_sessions(connected, uids, tokens, time.monotonic() + seconds)
         await close_all(connected)
+        await _locations_received(emsp, locations, 600)
         await world.drain_outbox(bridge, 600)
     (template / "token_c.txt").write_text(token)
+
+
+async def _locations_received(emsp: procs.Emsp, expected: int, limit_s: float) -> None:
+    """Wait until the eMSP simulator holds ``expected`` Locations (the outbox alone may look
+    empty before the bridge has queued them all)."""
+    deadline = time.monotonic() + limit_s
+    async with httpx.AsyncClient(timeout=30) as client:
+        while time.monotonic() < deadline:
+            state = (await client.get(f"{emsp.url}/_sim/state")).json()
+            if int(state.get("counts", {}).get("locations", 0)) >= expected:
+                return
+            await asyncio.sleep(1.0)
+    raise RuntimeError(f"the eMSP simulator did not receive {expected} Locations in {limit_s}s")
 
 
 async def _read(

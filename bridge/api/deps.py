@@ -21,7 +21,9 @@ M = TypeVar("M", bound=BaseModel)
 RESPONSE_HEADERS = "ocpi_response_headers"
 
 
-def get_platform(request: Request) -> OcpiPlatform:
+async def get_platform(request: Request) -> OcpiPlatform:
+    # ``async``: FastAPI runs a plain ``def`` dependency in its thread pool (a thread hop and
+    # two event loop wake-ups per request for an attribute read).
     platform: OcpiPlatform = request.app.state.ocpi
     return platform
 

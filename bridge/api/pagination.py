@@ -29,7 +29,8 @@ class PageRequest:
     date_to: datetime | None
 
 
-def page_request(request: Request, platform: Platform) -> PageRequest:
+async def page_request(request: Request, platform: Platform) -> PageRequest:
+    # ``async``: no thread pool hop (see ``get_platform``).
     params = request.query_params
     offset = _int(params.get("offset"), "offset", default=0)
     limit = _int(params.get("limit"), "limit", default=platform.max_page_size)

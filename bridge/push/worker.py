@@ -106,6 +106,7 @@ class OutboxWorker:
         self.delivered = 0  # rows delivered since start (they are deleted from the outbox)
         self.dead_lettered = 0
         self._in_flight: dict[Key, asyncio.Task[int]] = {}
+        self._keys_ended = 0  # delivery tasks ended so far (see ``_dispatch``)
         self._delivered_listeners: dict[ModuleID, DeliveredListener] = {}
         self._wakeup = asyncio.Event()
         self._stopping = False
@@ -210,11 +211,16 @@ class OutboxWorker:
         """Start the due keys; return how long to sleep before looking again (unless woken,
         which also happens whenever a key's delivery task ends)."""
         now = self._clock()
-        await self._dispatch(now)
+        limit = self._heads_wanted(None)
+        if limit == 0:
+            return self.poll_interval_s
+        # The due heads and the earliest later attempt, in one read.
+        ended = self._keys_ended
+        heads, earliest = await self.store.plan(now, limit=limit)
+        self._start(heads, exclude=None, fresh=self._keys_ended == ended)
         if len(self._in_flight) >= self.concurrency:
             return self.poll_interval_s
         # Every due head is in flight: sleep until the next retry is due (or the poll).
-        earliest = await self.store.next_attempt_after(now)
         if earliest is None:
             return self.poll_interval_s
         wait = (earliest - self._clock()).total_seconds()
@@ -225,13 +231,27 @@ class OutboxWorker:
     ) -> list[asyncio.Task[int]]:
         """Start a delivery task for each due key not in flight (nor in ``exclude``, to which
         the started keys are added), as long as fewer than ``concurrency`` run."""
+        limit = self._heads_wanted(exclude)
+        if limit == 0:
+            return []
+        ended = self._keys_ended
+        heads = await self.store.due_heads(now, limit=limit)
+        return self._start(heads, exclude=exclude, fresh=self._keys_ended == ended)
+
+    def _heads_wanted(self, exclude: set[Key] | None) -> int:
+        """How many due heads to read: each key in flight (or excluded) holds at most one,
+        asking for that many more leaves room for the free slots. 0 when none is free."""
         free = self.concurrency - len(self._in_flight)
         if free <= 0 or self._stopping:
-            return []
-        # Each key in flight holds at most one head: asking for that many more leaves room
-        # for ``free`` keys not in flight.
-        skipped = len(self._in_flight) + (len(exclude) if exclude else 0)
-        heads = await self.store.due_heads(now, limit=free + skipped)
+            return 0
+        return free + len(self._in_flight) + (len(exclude) if exclude else 0)
+
+    def _start(
+        self, heads: Sequence[OutboxEntry], *, exclude: set[Key] | None, fresh: bool
+    ) -> list[asyncio.Task[int]]:
+        """``fresh``: no delivery task ended while the heads were read, so a key not in flight
+        now was not in flight then, and its head as read is still its head: its task starts
+        with it instead of reading it again."""
         started: list[asyncio.Task[int]] = []
         for entry in heads:
             if len(self._in_flight) >= self.concurrency or self._stopping:
@@ -241,7 +261,8 @@ class OutboxWorker:
             if exclude is not None:
                 exclude.add(entry.key)
             task = asyncio.create_task(
-                self._deliver_key(entry.key), name=f"outbox-{entry.partner_id}-{entry.id}"
+                self._deliver_key(entry.key, entry if fresh else None),
+                name=f"outbox-{entry.partner_id}-{entry.id}",
             )
             self._in_flight[entry.key] = task
             task.add_done_callback(partial(self._key_done, entry.key))
@@ -250,18 +271,22 @@ class OutboxWorker:
 
     def _key_done(self, key: Key, _task: asyncio.Task[int]) -> None:
         self._in_flight.pop(key, None)
+        self._keys_ended += 1
         self._wakeup.set()
 
-    async def _deliver_key(self, key: Key) -> int:
-        """Deliver the rows of one key in order while they are due and succeed. The head is
-        read again here: the one the dispatcher saw may have been delivered meanwhile."""
+    async def _deliver_key(self, key: Key, head: OutboxEntry | None = None) -> int:
+        """Deliver the rows of one key in order while they are due and succeed, starting with
+        ``head`` when the dispatcher read it fresh, else with the head read again here (the
+        one the dispatcher saw may have been delivered meanwhile)."""
         delivered = 0
+        entry = head
         try:
             while not self._stopping:
-                entry = await self.store.due_head_of(key, self._clock())
                 if entry is None:
-                    break
-                outcome = await self._deliver(entry)
+                    entry = await self.store.due_head_of(key, self._clock())
+                    if entry is None:
+                        break
+                outcome, entry = await self._deliver(entry)
                 if outcome is _Outcome.DELIVERED:
                     delivered += 1
                 elif outcome is _Outcome.RETRY:
@@ -274,21 +299,24 @@ class OutboxWorker:
 
     # --- one delivery --------------------------------------------------------------------
 
-    async def _deliver(self, entry: OutboxEntry) -> _Outcome:
+    async def _deliver(self, entry: OutboxEntry) -> tuple[_Outcome, OutboxEntry | None]:
+        """One attempt; the outcome, and after a success the next due row of the key (read in
+        the transaction that deleted the delivered one) if there is one."""
         partner = await self._partner(entry.partner_id)
         if partner is None:
             problem = f"partner {entry.partner_id} does not exist (any more)"
-            return await self._dead(entry, entry.attempts, problem)
+            return await self._dead(entry, entry.attempts, problem), None
         if partner.status is not PartnerStatus.REGISTERED:
             problem = f"partner {partner.id} is {partner.status.value}, not REGISTERED"
-            return await self._dead(entry, entry.attempts, problem)
+            return await self._dead(entry, entry.attempts, problem), None
         token = partner.token_present
         if not token:
-            return await self._dead(entry, entry.attempts, f"partner {partner.id} has no token")
+            problem = f"partner {partner.id} has no token"
+            return await self._dead(entry, entry.attempts, problem), None
         url = _url(partner, entry)
         if url is None:
             problem = f"partner {partner.id} offers no {entry.module.value} RECEIVER endpoint"
-            return await self._dead(entry, entry.attempts, problem)
+            return await self._dead(entry, entry.attempts, problem), None
         reply = await self.client.request(
             entry.method,
             url,
@@ -298,7 +326,10 @@ class OutboxWorker:
             routing=self._routing(partner),
         )
         if reply.ok:
-            if await self.store.delete(entry.id):
+            deleted, following = await self.store.delete_and_next(
+                entry.id, entry.key, self._clock()
+            )
+            if deleted:
                 self.delivered += 1
             log.debug("outbox #%d delivered to partner %d: %s", entry.id, entry.partner_id, url)
             listener = self._delivered_listeners.get(entry.module)
@@ -307,19 +338,19 @@ class OutboxWorker:
                     await listener(entry, reply)
                 except Exception:
                     log.exception("outbox #%d: after delivery, %r failed", entry.id, listener)
-            return _Outcome.DELIVERED
+            return _Outcome.DELIVERED, following
         attempts = entry.attempts + 1
         reason = reply.describe()
         if reply.failure is Failure.INVALID_REQUEST:
-            return await self._dead(entry, attempts, reason, sent=True)
+            return await self._dead(entry, attempts, reason, sent=True), None
         if (
             entry.method == "PATCH"
             and entry.fallback is not None
             and self.full_objects is not None
             and _rejected(reply)
         ):
-            return await self._replace(entry, attempts, reason)
-        return await self._retry(entry, attempts, reason)
+            return await self._replace(entry, attempts, reason), None
+        return await self._retry(entry, attempts, reason), None
 
     async def _partner(self, partner_id: int) -> Partner | None:
         try:

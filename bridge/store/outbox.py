@@ -20,8 +20,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Column, ColumnElement, Index, String, Text, delete, func, insert, update
-from sqlalchemy.orm import aliased
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Index,
+    Row,
+    Select,
+    String,
+    Table,
+    Text,
+    delete,
+    func,
+    insert,
+    update,
+)
+from sqlalchemy import select as core_select
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -183,43 +197,31 @@ class OutboxStore:
     async def due_heads(self, now: datetime, *, limit: int) -> list[OutboxEntry]:
         """The first PENDING row of each key, when due (``next_attempt_at <= now``), oldest
         first, at most ``limit``. DEAD rows are not heads and block nothing."""
-        stmt = (
-            select(OutboxRow)
-            .where(col(OutboxRow.state) == PENDING, col(OutboxRow.next_attempt_at) <= now)
-            .where(_is_head())
-            .order_by(col(OutboxRow.id))
-            .limit(limit)
-        )
         async with self.db.read() as session:
-            return [_entry(row) for row in (await session.exec(stmt)).all()]
+            connection = await session.connection()
+            return await _due_heads(connection, now, limit)
+
+    async def plan(self, now: datetime, *, limit: int) -> tuple[list[OutboxEntry], datetime | None]:
+        """``due_heads`` and ``next_attempt_after`` in one read (what the worker's loop asks
+        each time it looks)."""
+        async with self.db.read() as session:
+            connection = await session.connection()
+            heads = await _due_heads(connection, now, limit)
+            later = (await connection.execute(_next_attempt_after(now))).scalar()
+        return heads, cast(datetime | None, later)
 
     async def due_head_of(self, key: tuple[int, str], now: datetime) -> OutboxEntry | None:
         """The first PENDING row of ``key`` if it is due, else None."""
-        partner_id, ordering_key = key
-        stmt = (
-            select(OutboxRow)
-            .where(
-                col(OutboxRow.partner_id) == partner_id,
-                col(OutboxRow.ordering_key) == ordering_key,
-                col(OutboxRow.state) == PENDING,
-            )
-            .order_by(col(OutboxRow.id))
-            .limit(1)
-        )
         async with self.db.read() as session:
-            row = (await session.exec(stmt)).first()
-        if row is None or row.next_attempt_at > now:
-            return None
-        return _entry(row)
+            connection = await session.connection()
+            return await _due_head_of(connection, key, now)
 
     async def next_attempt_after(self, now: datetime) -> datetime | None:
         """The earliest ``next_attempt_at`` later than ``now`` among the heads (when the
         worker has something to do next, short of new rows)."""
-        stmt = select(func.min(OutboxRow.next_attempt_at)).where(
-            col(OutboxRow.state) == PENDING, col(OutboxRow.next_attempt_at) > now, _is_head()
-        )
         async with self.db.read() as session:
-            value = (await session.exec(stmt)).one()
+            connection = await session.connection()
+            value = (await connection.execute(_next_attempt_after(now))).scalar()
         return cast(datetime | None, value)
 
     async def get(self, entry_id: int) -> OutboxEntry | None:
@@ -237,6 +239,17 @@ class OutboxStore:
                 delete(OutboxRow).where(col(OutboxRow.id) == entry_id)
             )
             return bool(result.rowcount == 1)
+
+    async def delete_and_next(
+        self, entry_id: int, key: tuple[int, str], now: datetime
+    ) -> tuple[bool, OutboxEntry | None]:
+        """``delete`` a delivered row, then ``due_head_of`` its key, in one transaction."""
+        async with self.db.transaction() as uow:
+            connection = await uow.session.connection()
+            result = await connection.execute(
+                delete(OutboxRow).where(col(OutboxRow.id) == entry_id)
+            )
+            return bool(result.rowcount == 1), await _due_head_of(connection, key, now)
 
     async def record_failure(
         self, entry_id: int, *, attempts: int, error: str, next_attempt_at: datetime
@@ -394,18 +407,72 @@ class OutboxStore:
 # --- helpers -----------------------------------------------------------------------------
 
 
+_OUTBOX = cast(Table, OutboxRow.__table__)  # type: ignore[attr-defined]
+
+
 def _is_head() -> ColumnElement[bool]:
-    """No older PENDING row of the same key exists (correlated with ``OutboxRow``)."""
-    older = aliased(OutboxRow)
+    """No older PENDING row of the same key exists (correlated with the outbox table; one
+    probe of the key index)."""
+    older = _OUTBOX.alias("older")
     return ~(
-        select(older.id)
+        core_select(older.c.id)
         .where(
-            col(older.partner_id) == col(OutboxRow.partner_id),
-            col(older.ordering_key) == col(OutboxRow.ordering_key),
-            col(older.state) == PENDING,
-            col(older.id) < col(OutboxRow.id),
+            older.c.partner_id == _OUTBOX.c.partner_id,
+            older.c.ordering_key == _OUTBOX.c.ordering_key,
+            older.c.state == PENDING,
+            older.c.id < _OUTBOX.c.id,
         )
         .exists()
+    )
+
+
+async def _due_heads(connection: AsyncConnection, now: datetime, limit: int) -> list[OutboxEntry]:
+    """Rows in id order, each checked with one probe of the key index, until ``limit`` heads
+    are found: the cost grows with ``limit``, not with the backlog (10,000 Locations queued at
+    a registration). ``state || ''`` keeps SQLite from choosing the (state, next_attempt_at)
+    index, which would collect and sort every due row first; a single grouped ``min(id)`` per
+    key measured slower still (every PENDING row grouped, every head sorted, per call)."""
+    stmt = (
+        core_select(_OUTBOX)
+        .where(
+            _OUTBOX.c.state.concat("") == PENDING,
+            _OUTBOX.c.next_attempt_at <= now,
+            _is_head(),
+        )
+        .order_by(_OUTBOX.c.id)
+        .limit(limit)
+    )
+    return [_entry(row) for row in (await connection.execute(stmt)).all()]
+
+
+async def _due_head_of(
+    connection: AsyncConnection, key: tuple[int, str], now: datetime
+) -> OutboxEntry | None:
+    partner_id, ordering_key = key
+    stmt = (
+        core_select(_OUTBOX)
+        .where(
+            _OUTBOX.c.partner_id == partner_id,
+            _OUTBOX.c.ordering_key == ordering_key,
+            _OUTBOX.c.state == PENDING,
+        )
+        .order_by(_OUTBOX.c.id)
+        .limit(1)
+    )
+    row = (await connection.execute(stmt)).first()
+    if row is None or row.next_attempt_at > now:
+        return None
+    return _entry(row)
+
+
+def _next_attempt_after(now: datetime) -> Select[tuple[datetime]]:
+    """The first head in ``next_attempt_at`` order (the due index, stopping at the first
+    head) after ``now``."""
+    return (
+        core_select(_OUTBOX.c.next_attempt_at)
+        .where(_OUTBOX.c.state == PENDING, _OUTBOX.c.next_attempt_at > now, _is_head())
+        .order_by(_OUTBOX.c.next_attempt_at)
+        .limit(1)
     )
 
 
@@ -427,7 +494,7 @@ def _dump(body: dict[str, Any]) -> str:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
 
-def _entry(row: OutboxRow) -> OutboxEntry:
+def _entry(row: OutboxRow | Row[Any]) -> OutboxEntry:
     assert row.id is not None
     body = json.loads(row.body)
     return OutboxEntry(

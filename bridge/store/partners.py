@@ -1,27 +1,94 @@
 """Partner repository: rows in, ``Partner`` values out. State changes that race with a
 concurrent request (two credentials POSTs with the same token A, a DELETE during a PUT) are
-compare-and-set on the token the caller authenticated with."""
+compare-and-set on the token the caller authenticated with.
+
+Every write bumps a generation counter (``ocpi_partner_generation``) in the same transaction,
+whichever process makes it (the server, the CLI): a cache of what the partner rows said (the
+token -> partner lookup of every OCPI request) is valid exactly as long as the generation it was
+read at is the current one. ``generation()`` reads it cheaply where it can (a file SQLite
+database, through a plain ``sqlite3`` connection: no thread hop), else answers None (no
+caching).
+
+A registration that completes also stores the names of the steps to run after it (queue every
+Location for the new partner, ...): ``ocpi_partner_follow_ups`` rows, deleted when a step is
+done, kept with their attempts and last error when it failed, so that nothing is lost when the
+step fails or the process stops first."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import logging
+import sqlite3
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any, Generic, TypeVar
+from urllib.request import pathname2url
 
 from pydantic import TypeAdapter
-from sqlalchemy import ColumnElement, delete, insert, or_, update
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    ForeignKey,
+    Integer,
+    String,
+    Table,
+    Text,
+    delete,
+    event,
+    insert,
+    or_,
+    update,
+)
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlmodel import col, select
+from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bridge.ocpi.models import CredentialsRole, Endpoint
-from bridge.partners import ExpectedRole, Initiator, Partner, PartnerStatus
+from bridge.partners import ExpectedRole, FollowUp, Initiator, Partner, PartnerStatus
 from bridge.store.tables import PartnerPartyRow, PartnerRow
 from csms.store.database import Database
+from csms.store.types import UtcDateTime
+
+log = logging.getLogger(__name__)
 
 _ENDPOINTS = TypeAdapter(list[Endpoint])
 _ROLES = TypeAdapter(list[CredentialsRole])
+
+
+class PartnerGenerationRow(SQLModel, table=True):
+    """One row: a counter every write to the partners bumps (see the module docstring)."""
+
+    __tablename__ = "ocpi_partner_generation"
+
+    id: int = Field(default=1, primary_key=True)
+    generation: int = 0
+
+
+@event.listens_for(PartnerGenerationRow.__table__, "after_create")  # type: ignore[attr-defined]
+def _first_generation(target: Table, connection: Connection, **_: Any) -> None:
+    connection.execute(insert(target).values(id=1, generation=0))
+
+
+class FollowUpRow(SQLModel, table=True):
+    """A step still to run after a partner registered (``PartnerService.on_registered``)."""
+
+    __tablename__ = "ocpi_partner_follow_ups"
+
+    partner_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("ocpi_partners.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    step: str = Field(sa_column=Column(String(255), primary_key=True))
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
+
+
+_ERROR_MAX = 2000  # characters of a follow-up's last_error kept
 
 
 class PartnerConflict(Exception):
@@ -36,16 +103,99 @@ class RoleTaken(PartnerConflict):
     """A role (role, country, party) is already held by another registered partner."""
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class GenerationCache(Generic[K, V]):
+    """Values read from the partner rows, answered as long as the partners' generation is the
+    one they were read at (``PartnerStore.generation``). Use: ``value, generation =
+    cache.lookup(key)``; on a miss read the database, then ``cache.keep(key, value,
+    generation)``, which keeps it only if no partner changed meanwhile."""
+
+    def __init__(self, generation: Callable[[], int | None], *, max_size: int = 1024) -> None:
+        self._generation = generation
+        self._max_size = max_size
+        self._values: dict[K, V] = {}
+        self._at: int | None = None
+
+    def lookup(self, key: K) -> tuple[V | None, int | None]:
+        generation = self._generation()
+        if generation is None:
+            return None, None
+        if generation != self._at:
+            self._values.clear()
+            self._at = generation
+        return self._values.get(key), generation
+
+    def keep(self, key: K, value: V, generation: int | None) -> None:
+        # The database read happened between two reads of the same generation: it saw it.
+        if generation is None or generation != self._at or self._generation() != generation:
+            return
+        if len(self._values) >= self._max_size:
+            self._values.clear()
+        self._values[key] = value
+
+    def clear(self) -> None:
+        self._values.clear()
+        self._at = None
+
+
 class PartnerStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._generation_path = _sqlite_file(db.url)
+        self._generation_reader: sqlite3.Connection | None = None
+        self._partners: GenerationCache[int, Partner] = GenerationCache(self.generation)
+
+    # --- generation ----------------------------------------------------------------------
+
+    def generation(self) -> int | None:
+        """The partners' generation now, or None when it cannot be read cheaply (not a file
+        SQLite database, the counter missing, SQLite busy): then nothing may be cached.
+
+        A plain ``sqlite3`` connection in autocommit mode on the event loop's thread: each
+        read is a fresh read transaction on the WAL, which never waits for a writer (busy ->
+        None, immediately)."""
+        if self._generation_path is None:
+            return None
+        try:
+            if self._generation_reader is None:
+                self._generation_reader = sqlite3.connect(
+                    f"file:{pathname2url(self._generation_path)}?mode=rw",
+                    uri=True,
+                    isolation_level=None,
+                    check_same_thread=False,
+                    timeout=0,
+                )
+            rows = self._generation_reader.execute(_GENERATION_SQL).fetchall()
+        except sqlite3.Error as exc:
+            log.debug("partner generation not readable: %s", exc)
+            self.close()
+            return None
+        return int(rows[0][0]) if rows else None
+
+    def close(self) -> None:
+        """Close the generation reader (opened again when needed) and forget the cache."""
+        self._partners.clear()
+        reader, self._generation_reader = self._generation_reader, None
+        if reader is not None:
+            reader.close()
 
     # --- reads ---------------------------------------------------------------------------
 
     async def get(self, partner_id: int) -> Partner | None:
+        """The partner as stored now (from the cache while no partner changed: the outbox
+        worker asks for every delivery)."""
+        cached, generation = self._partners.lookup(partner_id)
+        if cached is not None:
+            return cached
         async with self.db.read() as session:
             row = await session.get(PartnerRow, partner_id)
-            return _to_partner(row) if row is not None else None
+            partner = _to_partner(row) if row is not None else None
+        if partner is not None:
+            self._partners.keep(partner_id, partner, generation)
+        return partner
 
     async def list_all(self) -> list[Partner]:
         async with self.db.read() as session:
@@ -143,6 +293,7 @@ class PartnerStore:
         async with self.db.transaction() as uow:
             uow.session.add(row)
             await uow.session.flush()
+            await _bump(await uow.session.connection())
             return _to_partner(row)
 
     async def store_credentials(
@@ -158,11 +309,15 @@ class PartnerStore:
         endpoints: Sequence[Endpoint],
         roles: Sequence[CredentialsRole],
         now: datetime,
+        follow_ups: Sequence[str] = (),
+        follow_up_at: datetime | None = None,
     ) -> Partner:
         """Complete a registration or an update: new tokens both ways, the partner's version,
         endpoints and roles. Refused (``PartnerConflict``) when the partner is no longer in
         ``from_status`` with ``authenticated_with`` as a token we accept; ``RoleTaken`` when a role
-        is held by another partner."""
+        is held by another partner. ``follow_ups`` are the steps to run now that it is
+        registered, stored in the same transaction (due at ``follow_up_at``, default ``now``,
+        for anyone but the caller, who runs them at once)."""
         async with self.db.transaction() as uow:
             connection = await uow.session.connection()
             # The condition is part of the UPDATE: atomic even against another process.
@@ -204,6 +359,24 @@ class PartnerStore:
                 )
             except IntegrityError as exc:
                 raise RoleTaken("a party is already registered by another partner") from exc
+            if follow_ups:
+                await connection.execute(
+                    delete(FollowUpRow).where(col(FollowUpRow.partner_id) == partner_id)
+                )
+                await connection.execute(
+                    insert(FollowUpRow),
+                    [
+                        {
+                            "partner_id": partner_id,
+                            "step": step,
+                            "attempts": 0,
+                            "next_attempt_at": follow_up_at or now,
+                            "created_at": now,
+                        }
+                        for step in dict.fromkeys(follow_ups)
+                    ],
+                )
+            await _bump(connection)
             return await self._reload(uow.session, partner_id)
 
     async def begin_rotation(self, partner_id: int, token: str) -> bool:
@@ -219,6 +392,7 @@ class PartnerStore:
                 )
                 .values(token_accept_pending=token)
             )
+            await _bump(connection)
             return bool(result.rowcount == 1)
 
     async def abort_rotation(self, partner_id: int, token: str) -> None:
@@ -233,6 +407,7 @@ class PartnerStore:
                 )
                 .values(token_accept_pending=None)
             )
+            await _bump(connection)
 
     async def unregister(
         self, partner_id: int, *, authenticated_with: str | None, now: datetime
@@ -262,6 +437,10 @@ class PartnerStore:
             if result.rowcount != 1:
                 raise PartnerChanged("the partner changed during the request")
             await _delete_parties(connection, partner_id)
+            await connection.execute(
+                delete(FollowUpRow).where(col(FollowUpRow.partner_id) == partner_id)
+            )
+            await _bump(connection)
             return await self._reload(uow.session, partner_id)
 
     async def _reload(self, session: AsyncSession, partner_id: int) -> Partner:
@@ -275,6 +454,94 @@ class PartnerStore:
             row = await uow.session.get(PartnerRow, partner_id)
             if row is not None:
                 await uow.session.delete(row)
+                await uow.session.flush()
+                await _bump(await uow.session.connection())
+
+    # --- follow-up steps of a registration -----------------------------------------------
+
+    async def follow_ups(
+        self, *, partner_id: int | None = None, due_at: datetime | None = None
+    ) -> list[FollowUp]:
+        """Steps still to run (of one partner, or due at ``due_at``), oldest partner first."""
+        stmt = select(FollowUpRow)
+        if partner_id is not None:
+            stmt = stmt.where(col(FollowUpRow.partner_id) == partner_id)
+        if due_at is not None:
+            stmt = stmt.where(col(FollowUpRow.next_attempt_at) <= due_at)
+        stmt = stmt.order_by(col(FollowUpRow.partner_id), col(FollowUpRow.created_at))
+        async with self.db.read() as session:
+            return [_follow_up(row) for row in (await session.exec(stmt)).all()]
+
+    async def follow_up_done(self, partner_id: int, step: str) -> None:
+        async with self.db.transaction() as uow:
+            connection = await uow.session.connection()
+            await connection.execute(
+                delete(FollowUpRow).where(
+                    col(FollowUpRow.partner_id) == partner_id, col(FollowUpRow.step) == step
+                )
+            )
+
+    async def follow_up_failed(
+        self, partner_id: int, step: str, *, attempts: int, error: str, next_attempt_at: datetime
+    ) -> None:
+        async with self.db.transaction() as uow:
+            connection = await uow.session.connection()
+            await connection.execute(
+                update(FollowUpRow)
+                .where(col(FollowUpRow.partner_id) == partner_id, col(FollowUpRow.step) == step)
+                .values(
+                    attempts=attempts,
+                    last_error=error[:_ERROR_MAX],
+                    next_attempt_at=next_attempt_at,
+                )
+            )
+
+    async def drop_follow_ups(self, partner_id: int) -> int:
+        """Forget the steps of a partner (no longer registered); the number dropped."""
+        async with self.db.transaction() as uow:
+            connection = await uow.session.connection()
+            result = await connection.execute(
+                delete(FollowUpRow).where(col(FollowUpRow.partner_id) == partner_id)
+            )
+            return int(result.rowcount)
+
+
+_GENERATION_SQL = "SELECT generation FROM ocpi_partner_generation WHERE id = 1"
+
+
+async def _bump(connection: AsyncConnection) -> None:
+    """Next generation, in the caller's transaction (the row exists from the table's
+    creation; recreated if someone deleted it)."""
+    table = PartnerGenerationRow.__table__  # type: ignore[attr-defined]
+    result = await connection.execute(
+        update(table).where(table.c.id == 1).values(generation=table.c.generation + 1)
+    )
+    if result.rowcount != 1:
+        await connection.execute(insert(table).values(id=1, generation=1))
+
+
+def _sqlite_file(url: str) -> str | None:
+    """The file of a SQLite database URL; None for anything else (memory, PostgreSQL)."""
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite"):
+        return None
+    database = parsed.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    if parsed.query.get("mode") == "memory":
+        return None
+    return database
+
+
+def _follow_up(row: FollowUpRow) -> FollowUp:
+    return FollowUp(
+        partner_id=row.partner_id,
+        step=row.step,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        last_error=row.last_error,
+        created_at=row.created_at,
+    )
 
 
 def _accepts(token: str) -> ColumnElement[bool]:
