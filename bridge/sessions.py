@@ -433,16 +433,8 @@ class SessionService:
             self._put(row, mapping.Usage.from_json(row.usage), requests)
             log.info("session %s: no transaction followed its START_SESSION: INVALID", row.id)
         overdue = now - timedelta(seconds=self._policy.reservation_grace_s)
-        reserved = (
-            select(SessionRow, ReservationRow)
-            .join(ReservationRow, col(ReservationRow.id) == col(SessionRow.reservation_ref))
-            .where(
-                SessionRow.status == SessionStatus.RESERVATION.value,
-                col(SessionRow.transaction_ref).is_(None),
-                col(ReservationRow.expires_at) < overdue,
-            )
-        )
-        for row, reservation in (await session.exec(reserved)).all():
+        reserved = await _held_reservations(session, col(ReservationRow.expires_at) < overdue)
+        for row, reservation in reserved:
             await self._expired(session, row, reservation, reservation.expires_at, requests)
         await enqueue(session, requests, now=now, coalesce=False)
         return len(requests)
@@ -590,18 +582,13 @@ class SessionService:
         """OCPP 1.6 says nothing of expiry: an EVSE going from Reserved to Available at (or
         after) a reservation's expiry ended it."""
         grace = timedelta(seconds=self._policy.reservation_grace_s)
-        stmt = (
-            select(SessionRow, ReservationRow)
-            .join(ReservationRow, col(ReservationRow.id) == col(SessionRow.reservation_ref))
-            .where(
-                SessionRow.status == SessionStatus.RESERVATION.value,
-                col(SessionRow.transaction_ref).is_(None),
-                ReservationRow.charger_id == event.charger_id,
-                col(ReservationRow.cancelled).is_(False),
-                col(ReservationRow.expires_at) <= event.occurred_at + grace,
-            )
+        reserved = await _held_reservations(
+            session,
+            ReservationRow.charger_id == event.charger_id,
+            col(ReservationRow.cancelled).is_(False),
+            col(ReservationRow.expires_at) <= event.occurred_at + grace,
         )
-        for row, reservation in (await session.exec(stmt)).all():
+        for row, reservation in reserved:
             if reservation.ocpp_evse_id in (None, event.evse.ocpp_evse_id):
                 at = min(event.occurred_at, reservation.expires_at)
                 await self._expired(session, row, reservation, at, requests)
@@ -996,6 +983,22 @@ async def _waiting_reservation(session: AsyncSession, reservation_ref: int) -> S
         col(SessionRow.transaction_ref).is_(None),
     )
     return (await session.exec(stmt)).first()
+
+
+async def _held_reservations(
+    session: AsyncSession, *where: Any
+) -> Sequence[tuple[SessionRow, ReservationRow]]:
+    """RESERVATION sessions no transaction has taken over, with their reservation."""
+    stmt = (
+        select(SessionRow, ReservationRow)
+        .join(ReservationRow, col(ReservationRow.id) == col(SessionRow.reservation_ref))
+        .where(
+            SessionRow.status == SessionStatus.RESERVATION.value,
+            col(SessionRow.transaction_ref).is_(None),
+            *where,
+        )
+    )
+    return (await session.exec(stmt)).all()
 
 
 async def _cancel_in_flight(session: AsyncSession, reservation: ReservationRow) -> bool:

@@ -30,6 +30,7 @@ from bridge.mapping.tariffs import (
     price_session,
 )
 from bridge.ocpi.cdrs import Cdr, CdrLocation, SignedData, SignedValue
+from bridge.ocpi.numbers import Price
 from bridge.ocpi.sessions import (
     AuthMethod,
     CdrDimension,
@@ -324,38 +325,36 @@ def kwh(facts: SessionFacts) -> Decimal:
 
 
 def session_object(facts: SessionFacts, priced: Costing, last_updated: datetime) -> Session:
-    return Session(
-        country_code=facts.country_code,
-        party_id=facts.party_id,
-        id=facts.session_id,
-        start_date_time=facts.start,
-        end_date_time=facts.end,
+    return _session(
+        facts,
+        last_updated,
         kwh=kwh(facts),
-        cdr_token=facts.cdr_token,
-        auth_method=facts.auth_method,
-        authorization_reference=facts.authorization_reference,
-        location_id=facts.location_id,
-        evse_uid=facts.evse_uid,
-        connector_id=facts.connector_id,
-        meter_id=facts.meter_id,
-        currency=facts.currency,
-        charging_periods=charging_periods(facts, priced),
+        periods=charging_periods(facts, priced),
         total_cost=priced.total_cost.to_price() if facts.tariff is not None else None,
-        status=facts.status,
-        last_updated=last_updated,
     )
 
 
 def waiting_object(facts: SessionFacts, last_updated: datetime) -> Session:
     """A session no transaction has begun yet (PENDING after an accepted START_SESSION, or
     INVALID when none followed): nothing used, nothing charged."""
+    return _session(facts, last_updated, kwh=Decimal(0), periods=[], total_cost=None)
+
+
+def _session(
+    facts: SessionFacts,
+    last_updated: datetime,
+    *,
+    kwh: Decimal,
+    periods: list[ChargingPeriod],
+    total_cost: Price | None,
+) -> Session:
     return Session(
         country_code=facts.country_code,
         party_id=facts.party_id,
         id=facts.session_id,
         start_date_time=facts.start,
         end_date_time=facts.end,
-        kwh=Decimal(0),
+        kwh=kwh,
         cdr_token=facts.cdr_token,
         auth_method=facts.auth_method,
         authorization_reference=facts.authorization_reference,
@@ -364,6 +363,8 @@ def waiting_object(facts: SessionFacts, last_updated: datetime) -> Session:
         connector_id=facts.connector_id,
         meter_id=facts.meter_id,
         currency=facts.currency,
+        charging_periods=periods,
+        total_cost=total_cost,
         status=facts.status,
         last_updated=last_updated,
     )

@@ -13,6 +13,8 @@ of a test rounds to nothing.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -26,6 +28,7 @@ from bridge.ocpi.cdrs import Cdr
 from bridge.ocpi.sessions import Session
 from bridge.store.tables import ReservationRow, SessionRow
 from simulators.emsp.server import EmspSimulator
+from simulators.emsp.state import SentCommand
 from tests.e2e.test_commands import (
     APP_UID,
     CHARGERS,
@@ -255,6 +258,27 @@ def reserve_body(
     return {**body, "evse_uid": evse} if at_evse else body
 
 
+@asynccontextmanager
+async def reservation_world(
+    tmp_path: Path, version: str, **settings: Any
+) -> AsyncIterator[tuple[BridgeApp, EmspSimulator, Any]]:
+    """``command_world`` on the site whose tariff prices reservations."""
+    async with command_world(tmp_path, version, site_file=reservation_site(), **settings) as (
+        app,
+        emsp,
+        sim,
+        _stack,
+    ):
+        yield app, emsp, sim
+
+
+async def reserve(emsp: EmspSimulator, body: dict[str, Any]) -> tuple[SentCommand, dict[str, Any]]:
+    """RESERVE_NOW accepted by the charger, and the RESERVATION Session it made."""
+    sent = await send(emsp, "RESERVE_NOW", body)
+    assert await result_of(emsp, sent) == "ACCEPTED"
+    return sent, await put_with(emsp, "RESERVATION")
+
+
 def ocpp_reservation_id(version: str, call: dict[str, Any]) -> int:
     return int(call["reservationId"] if version == "1.6" else call["id"])
 
@@ -263,15 +287,8 @@ def ocpp_reservation_id(version: str, call: dict[str, Any]) -> int:
 async def test_the_reserving_drivers_transaction_takes_the_reservation_session_over(
     tmp_path: Path, version: str
 ) -> None:
-    async with command_world(tmp_path, version, site_file=reservation_site()) as (
-        _app,
-        emsp,
-        sim,
-        _stack,
-    ):
-        sent = await send(emsp, "RESERVE_NOW", reserve_body(version))
-        assert await result_of(emsp, sent) == "ACCEPTED"
-        reserved = await put_with(emsp, "RESERVATION")
+    async with reservation_world(tmp_path, version) as (_app, emsp, sim):
+        _sent, reserved = await reserve(emsp, reserve_body(version))
         _, location, evse = CHARGERS[version]
         assert (reserved["location_id"], reserved["evse_uid"]) == (location, evse)
         assert reserved["authorization_reference"] == "RES-REF-1"
@@ -327,15 +344,8 @@ async def test_an_expired_reservation_is_completed_and_billed(tmp_path: Path, ve
     # 1.6 reports no expiry: the EVSE going back to Available at the expiry tells it.
     expiry = datetime.now(UTC) + timedelta(seconds=40)
     expiry_text = expiry.isoformat(timespec="seconds").replace("+00:00", "Z")
-    async with command_world(tmp_path, version, site_file=reservation_site()) as (
-        _app,
-        emsp,
-        sim,
-        _stack,
-    ):
-        sent = await send(emsp, "RESERVE_NOW", reserve_body(version, expiry=expiry_text))
-        assert await result_of(emsp, sent) == "ACCEPTED"
-        reserved = await put_with(emsp, "RESERVATION")
+    async with reservation_world(tmp_path, version) as (_app, emsp, sim):
+        _sent, reserved = await reserve(emsp, reserve_body(version, expiry=expiry_text))
         call = await sim.wait_for_call("ReserveNow")
         assert await sim.expire_reservation(ocpp_reservation_id(version, call))
 
@@ -356,15 +366,8 @@ async def test_an_expired_reservation_is_completed_and_billed(tmp_path: Path, ve
 async def test_a_cancelled_reservation_is_completed_without_a_cdr(
     tmp_path: Path, version: str
 ) -> None:
-    async with command_world(tmp_path, version, site_file=reservation_site()) as (
-        _app,
-        emsp,
-        _sim,
-        _stack,
-    ):
-        sent = await send(emsp, "RESERVE_NOW", reserve_body(version))
-        assert await result_of(emsp, sent) == "ACCEPTED"
-        reserved = await put_with(emsp, "RESERVATION")
+    async with reservation_world(tmp_path, version) as (_app, emsp, _sim):
+        _sent, reserved = await reserve(emsp, reserve_body(version))
         cancel = await send(emsp, "CANCEL_RESERVATION", {"reservation_id": "RES-1"})
         assert await result_of(emsp, cancel) == "ACCEPTED"
         completed = await put_with(emsp, "COMPLETED")
@@ -379,15 +382,8 @@ async def test_a_cancelled_reservation_is_completed_without_a_cdr(
 async def test_a_reservation_the_station_removes_is_invalid_and_the_emsp_told(
     tmp_path: Path,
 ) -> None:
-    async with command_world(tmp_path, "2.0.1", site_file=reservation_site()) as (
-        _app,
-        emsp,
-        sim,
-        _stack,
-    ):
-        sent = await send(emsp, "RESERVE_NOW", reserve_body("2.0.1"))
-        assert await result_of(emsp, sent) == "ACCEPTED"
-        reserved = await put_with(emsp, "RESERVATION")
+    async with reservation_world(tmp_path, "2.0.1") as (_app, emsp, sim):
+        sent, reserved = await reserve(emsp, reserve_body("2.0.1"))
         call = await sim.wait_for_call("ReserveNow")
         assert await sim.remove_reservation(call["id"])
 
@@ -405,15 +401,8 @@ async def test_a_reservation_the_station_removes_is_invalid_and_the_emsp_told(
 
 async def test_a_reservation_of_the_location_has_no_evse(tmp_path: Path) -> None:
     """2.0.1 reserves a station without an EVSE (1.6 connector 0 needs an optional feature)."""
-    async with command_world(tmp_path, "2.0.1", site_file=reservation_site()) as (
-        _app,
-        emsp,
-        sim,
-        _stack,
-    ):
-        sent = await send(emsp, "RESERVE_NOW", reserve_body("2.0.1", at_evse=False))
-        assert await result_of(emsp, sent) == "ACCEPTED"
-        reserved = await put_with(emsp, "RESERVATION")
+    async with reservation_world(tmp_path, "2.0.1") as (_app, emsp, sim):
+        _sent, reserved = await reserve(emsp, reserve_body("2.0.1", at_evse=False))
         assert (reserved["location_id"], reserved["evse_uid"], reserved["connector_id"]) == (
             CHARGERS["2.0.1"][1],
             "#NA",
@@ -436,15 +425,8 @@ async def test_a_reservation_of_the_location_has_no_evse(tmp_path: Path) -> None
 
 
 async def test_a_refused_replacement_keeps_the_reservation(tmp_path: Path) -> None:
-    async with command_world(tmp_path, "1.6", site_file=reservation_site()) as (
-        _app,
-        emsp,
-        sim,
-        _stack,
-    ):
-        sent = await send(emsp, "RESERVE_NOW", reserve_body("1.6"))
-        assert await result_of(emsp, sent) == "ACCEPTED"
-        reserved = await put_with(emsp, "RESERVATION")
+    async with reservation_world(tmp_path, "1.6") as (_app, emsp, sim):
+        _sent, reserved = await reserve(emsp, reserve_body("1.6"))
         sim.answers["ReserveNow"] = {"status": "Rejected"}
         replace = await send(emsp, "RESERVE_NOW", reserve_body("1.6", expiry=in_minutes(50)))
         assert await result_of(emsp, replace) == "REJECTED"
@@ -458,15 +440,8 @@ async def test_a_refused_replacement_keeps_the_reservation(tmp_path: Path) -> No
 async def test_a_reservation_nobody_reports_on_ends_at_its_expiry(tmp_path: Path) -> None:
     """The charger says nothing (it is offline, or lost the reservation): the sweep ends the
     reservation's session past its expiry, billed like an expiry."""
-    async with command_world(tmp_path, "2.0.1", site_file=reservation_site()) as (
-        app,
-        emsp,
-        _sim,
-        _stack,
-    ):
-        sent = await send(emsp, "RESERVE_NOW", reserve_body("2.0.1"))
-        assert await result_of(emsp, sent) == "ACCEPTED"
-        reserved = await put_with(emsp, "RESERVATION")
+    async with reservation_world(tmp_path, "2.0.1") as (app, emsp, _sim):
+        _sent, reserved = await reserve(emsp, reserve_body("2.0.1"))
         await sweep(app)  # not expired yet
         async with app.db.transaction() as uow:
             (reservation,) = (await uow.session.exec(select(ReservationRow))).all()
@@ -487,15 +462,8 @@ async def test_cable_first_then_the_reserving_token_takes_the_reservation_over(
 ) -> None:
     """2.0.1: the driver plugs in (a transaction without a token, never shown), then presents
     the reserving token: the transaction moves into the reservation's session."""
-    async with command_world(tmp_path, "2.0.1", site_file=reservation_site()) as (
-        _app,
-        emsp,
-        sim,
-        _stack,
-    ):
-        sent = await send(emsp, "RESERVE_NOW", reserve_body("2.0.1"))
-        assert await result_of(emsp, sent) == "ACCEPTED"
-        reserved = await put_with(emsp, "RESERVATION")
+    async with reservation_world(tmp_path, "2.0.1") as (_app, emsp, sim):
+        _sent, reserved = await reserve(emsp, reserve_body("2.0.1"))
         call = await sim.wait_for_call("ReserveNow")
         await sim.transaction_event(
             "Started",
@@ -533,15 +501,8 @@ async def test_a_removal_reported_while_the_emsp_cancels_is_the_emsps_cancel(
 ) -> None:
     """The station reports ``Removed`` before its answer to our CancelReservation (here: it
     never answers): no CANCELED_RESERVATION, the session ends COMPLETED as cancelled."""
-    async with command_world(tmp_path, "2.0.1", site_file=reservation_site(), **FAST_CALLS) as (
-        _app,
-        emsp,
-        sim,
-        _stack,
-    ):
-        sent = await send(emsp, "RESERVE_NOW", reserve_body("2.0.1"))
-        assert await result_of(emsp, sent) == "ACCEPTED"
-        reserved = await put_with(emsp, "RESERVATION")
+    async with reservation_world(tmp_path, "2.0.1", **FAST_CALLS) as (_app, emsp, sim):
+        sent, reserved = await reserve(emsp, reserve_body("2.0.1"))
         call = await sim.wait_for_call("ReserveNow")
         sim.silent_actions.add("CancelReservation")
         cancel = await send(emsp, "CANCEL_RESERVATION", {"reservation_id": "RES-1"})
