@@ -10,7 +10,6 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,39 +20,10 @@ from bridge.site import parse_site
 from bridge.store.partners import FollowUpRow
 from csms.clock import utc_now
 from simulators.emsp.server import EmspSimulator
+from tests.bridge.test_location_projection import SITE
 from tests.conftest import running_bridge
 
 CPO = {"country_code": "NL", "party_id": "CPO"}
-SITE: dict[str, Any] = {
-    "chargers": [{"id": "CP1", "allow_no_auth": True}],
-    "locations": [
-        {
-            "id": "LOC1",
-            "address": "Street 1",
-            "city": "Town",
-            "country": "NLD",
-            "coordinates": {"latitude": "52.00000", "longitude": "4.00000"},
-            "time_zone": "Europe/Amsterdam",
-            "evses": [
-                {
-                    "uid": "CP1-1",
-                    "charger": "CP1",
-                    "ocpp_evse_id": 1,
-                    "connectors": [
-                        {
-                            "id": "1",
-                            "standard": "IEC_62196_T2",
-                            "format": "SOCKET",
-                            "power_type": "AC_3_PHASE",
-                            "max_voltage": 230,
-                            "max_amperage": 16,
-                        }
-                    ],
-                }
-            ],
-        }
-    ],
-}
 
 
 @pytest.fixture
