@@ -199,6 +199,8 @@ class SessionRow(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("charger_id", "transaction_ref"),
         Index("ix_ocpi_sessions_partner_order", "partner_id", "last_updated", "id"),
+        # The sweep of sessions still waiting for their transaction (PENDING, RESERVATION).
+        Index("ix_ocpi_sessions_waiting", "status", "transaction_ref"),
     )
 
     id: str = Field(primary_key=True, max_length=36)
