@@ -51,12 +51,26 @@ from csms.domain.requests import (
 )
 from csms.ports import TokenAuthorizer
 from csms.services.chargers import mark_seen
-from csms.store.database import Database, UnitOfWork
-from csms.store.tables import MeterValueRow, TransactionEventRow, TransactionRow
+from csms.store.database import Database, UnitOfWork, Writes
+from csms.store.tables import ChargerRow, MeterValueRow, TransactionEventRow, TransactionRow
 
 log = logging.getLogger(__name__)
 
 UNPLACED = EvseRef(ocpp_evse_id=0, connector_id=0)
+
+_RUNNING_LIMIT = 100_000
+"""Running transactions kept in memory at most (the oldest is forgotten beyond: read again)."""
+
+_TX_KEY = ("id",)
+_TX_PROGRESS = (
+    "meter_start_wh",
+    "last_meter_wh",
+    "last_seq_no",
+    "seq_gap_count",
+    "charging_state",
+    "updated_at",
+)
+"""The columns a meter value or a plain 2.0.1 Updated event changes on a transaction."""
 
 
 class TransactionService:
@@ -70,6 +84,12 @@ class TransactionService:
         self._db = db
         self._authorizer = authorizer
         self._clock = clock
+        # Running transactions as last written, by (charger, ref): with SQLite this process is
+        # the only writer, so meter values and plain Updated events skip reading the row (the
+        # hot path: a few deferred writes, no statement of their own). Every other write of a
+        # transaction reads it again and refreshes or drops the entry; a failure drops it.
+        self._running: dict[tuple[str, str], TransactionRow] = {}
+        self._cache_running = db.is_sqlite
 
     async def handle_authorize(self, request: AuthorizationRequest) -> AuthorizationDecision:
         return await self._authorizer.authorize(request)
@@ -102,6 +122,7 @@ class TransactionService:
                 started_at=request.started_at,
                 reservation_id=request.reservation_id,
             )
+        self._remember(tx)
         return StartTransactionDecision(
             transaction_ref=tx.transaction_ref, authorization=authorization
         )
@@ -110,6 +131,7 @@ class TransactionService:
         authorization = None
         if request.id_token is not None:
             authorization = await self._authorize(request.charger_id, request.id_token, None)
+        self._running.pop((request.charger_id, request.transaction_ref), None)
         async with self._db.transaction() as uow:
             await self._seen(uow.session, request.charger_id)
             tx = await self._find(uow.session, request.charger_id, request.transaction_ref)
@@ -158,20 +180,44 @@ class TransactionService:
     ) -> TransactionEventDecision:
         """Apply one 2.0.1 TransactionEvent; it is always answered, never rejected."""
         authorization = None
+        key = (report.charger_id, report.transaction_ref)
         if report.id_token is not None:
             authorization = await self._authorize(
                 report.charger_id, report.id_token, report.evse, report.remote_start_id
             )
+        else:
+            running = self._running.get(key)
+            if (
+                running is not None
+                and _plain_update(running, report)
+                and await self._progress_running(
+                    running, lambda writes: self._apply_plain_update(writes, running, report)
+                )
+            ):
+                return TransactionEventDecision(
+                    outcome=TransactionEventOutcome.APPLIED, authorization=None
+                )
+        self._running.pop(key, None)
         async with self._db.transaction() as uow:
-            outcome = await self._apply_event(uow, report, authorization)
+            outcome, tx = await self._apply_event(uow, report, authorization)
+        self._remember(tx)
         return TransactionEventDecision(outcome=outcome, authorization=authorization)
+
+    def _apply_plain_update(
+        self, writes: Writes, tx: TransactionRow, report: TransactionEventReport
+    ) -> None:
+        """What ``_apply_event`` does for an Updated event that ``_plain_update`` accepts."""
+        self._note_seq(writes, tx, report)
+        self._charging_state(writes, tx, report)
+        if report.readings:
+            self._sampled(writes, tx, report.readings)
 
     async def _apply_event(
         self,
         uow: UnitOfWork,
         report: TransactionEventReport,
         authorization: AuthorizationDecision | None,
-    ) -> TransactionEventOutcome:
+    ) -> tuple[TransactionEventOutcome, TransactionRow]:
         session = uow.session
         await self._seen(session, report.charger_id)
         tx = await self._find(session, report.charger_id, report.transaction_ref)
@@ -212,14 +258,14 @@ class TransactionService:
                     tx.transaction_ref,
                     report.seq_no,
                 )
-                return TransactionEventOutcome.DUPLICATE
+                return TransactionEventOutcome.DUPLICATE, tx
             if tx.ended_at is not None:
                 log.info(
                     "TransactionEvent after Ended for %s/%s ignored",
                     tx.charger_id,
                     tx.transaction_ref,
                 )
-                return TransactionEventOutcome.AFTER_END
+                return TransactionEventOutcome.AFTER_END, tx
             self._place(tx, report.evse)
             self._authorize_late(uow, tx, report, authorization)
         self._note_seq(uow, tx, report)
@@ -243,15 +289,23 @@ class TransactionService:
             )
         tx.updated_at = self._clock()
         session.add(tx)
-        return TransactionEventOutcome.APPLIED
+        return TransactionEventOutcome.APPLIED, tx
 
     # --- meter values (both versions) ----------------------------------------------------
 
     async def handle_meter_values(self, report: MeterValuesReport) -> None:
+        if report.transaction_ref is not None:
+            key = (report.charger_id, report.transaction_ref)
+            running = self._running.get(key)
+            if running is not None and await self._progress_running(
+                running, lambda writes: self._sampled(writes, running, report.readings)
+            ):
+                return
+            self._running.pop(key, None)
+        tx = None
         async with self._db.transaction() as uow:
             session = uow.session
             await self._seen(session, report.charger_id)
-            tx = None
             if report.transaction_ref is not None:
                 tx = await self._find(session, report.charger_id, report.transaction_ref)
                 if tx is None:
@@ -263,17 +317,56 @@ class TransactionService:
             if tx is not None:
                 self._sampled(uow, tx, report.readings)
                 session.add(tx)
-                return
-            _add_readings(uow, report.charger_id, report.evse, None, report.readings)
-            uow.record(
-                MeterValuesSampled(
-                    charger_id=report.charger_id,
-                    occurred_at=max((r.sampled_at for r in report.readings), default=self._clock()),
-                    evse=report.evse,
-                    transaction_ref=None,
-                    readings=report.readings,
+            else:
+                _add_readings(uow, report.charger_id, report.evse, None, report.readings)
+                uow.record(
+                    MeterValuesSampled(
+                        charger_id=report.charger_id,
+                        occurred_at=max(
+                            (r.sampled_at for r in report.readings), default=self._clock()
+                        ),
+                        evse=report.evse,
+                        transaction_ref=None,
+                        readings=report.readings,
+                    )
                 )
-            )
+        if tx is not None:
+            self._remember(tx)
+
+    # --- running transactions kept in memory ---------------------------------------------
+
+    async def _progress_running(self, tx: TransactionRow, apply: Callable[[Writes], None]) -> bool:
+        """Apply a change of a running transaction kept in memory with deferred writes only
+        (its row, the charger's ``last_seen_at``, rows and events ``apply`` adds). False when
+        the entry was replaced or dropped meanwhile: the caller reads the row instead."""
+        key = (tx.charger_id, tx.transaction_ref)
+        try:
+            async with self._db.append() as writes:
+                if self._running.get(key) is not tx:
+                    raise _Stale
+                now = self._clock()
+                writes.update(ChargerRow, {"charger_id": tx.charger_id}, {"last_seen_at": now})
+                apply(writes)
+                tx.updated_at = now
+                writes.update(
+                    TransactionRow, {"id": tx.id}, {c: getattr(tx, c) for c in _TX_PROGRESS}
+                )
+        except _Stale:
+            return False
+        except BaseException:
+            self._running.pop(key, None)  # its state may be ahead of the database now
+            raise
+        return True
+
+    def _remember(self, tx: TransactionRow) -> None:
+        """Keep (or drop, once ended) the transaction as just committed."""
+        key = (tx.charger_id, tx.transaction_ref)
+        self._running.pop(key, None)
+        if not self._cache_running or tx.ended_at is not None or tx.id is None:
+            return
+        if len(self._running) >= _RUNNING_LIMIT:
+            del self._running[next(iter(self._running))]
+        self._running[key] = tx
 
     # --- shared steps --------------------------------------------------------------------
 
@@ -401,9 +494,7 @@ class TransactionService:
             )
         )
 
-    def _sampled(
-        self, uow: UnitOfWork, tx: TransactionRow, readings: tuple[MeterReading, ...]
-    ) -> None:
+    def _sampled(self, uow: Writes, tx: TransactionRow, readings: tuple[MeterReading, ...]) -> None:
         _add_readings(uow, tx.charger_id, _evse_of(tx), tx, readings)
         self._advance_register(tx, readings)
         tx.updated_at = self._clock()
@@ -469,7 +560,7 @@ class TransactionService:
         )
 
     def _charging_state(
-        self, uow: UnitOfWork, tx: TransactionRow, report: TransactionEventReport
+        self, uow: Writes, tx: TransactionRow, report: TransactionEventReport
     ) -> None:
         state = report.charging_state
         if state is None or state.value == tx.charging_state:
@@ -488,7 +579,7 @@ class TransactionService:
         )
 
     @staticmethod
-    def _note_seq(uow: UnitOfWork, tx: TransactionRow, report: TransactionEventReport) -> None:
+    def _note_seq(uow: Writes, tx: TransactionRow, report: TransactionEventReport) -> None:
         """Count seqNos that never arrived (constant space, whatever the charger sends)."""
         assert tx.id is not None
         expected = 0 if tx.last_seq_no is None else tx.last_seq_no + 1
@@ -565,6 +656,23 @@ class TransactionService:
         return (await session.exec(stmt)).first()
 
 
+class _Stale(Exception):
+    """The running transaction kept in memory changed while a change to it waited its turn."""
+
+
+def _plain_update(tx: TransactionRow, report: TransactionEventReport) -> bool:
+    """An Updated event that changes nothing but the progress columns (``_TX_PROGRESS``): next
+    seqNo or later, no token, no placement, no remote start id to note, transaction running."""
+    return (
+        report.event_type is TransactionEventType.UPDATED
+        and report.id_token is None
+        and tx.ended_at is None
+        and (tx.last_seq_no is None or report.seq_no > tx.last_seq_no)
+        and (report.evse is None or _evse_of(tx) != UNPLACED)
+        and (report.remote_start_id is None or tx.remote_start_id is not None)
+    )
+
+
 def _evse_of(tx: TransactionRow) -> EvseRef:
     return EvseRef(ocpp_evse_id=tx.ocpp_evse_id, connector_id=tx.connector_id)
 
@@ -576,7 +684,7 @@ def _begin_readings(readings: tuple[MeterReading, ...]) -> tuple[MeterReading, .
 
 
 def _add_readings(
-    uow: UnitOfWork,
+    uow: Writes,
     charger_id: str,
     evse: EvseRef,
     tx: TransactionRow | None,

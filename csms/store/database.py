@@ -14,6 +14,14 @@ empty identity map (the session is emptied between units), as with a session of 
 A unit must not wait, inside its ``async with``, for something that happens only after another
 unit's ``async with`` has exited (that unit waits for this one's commit): a unit does its
 database work and leaves, as it always should.
+
+Deferred writes (``Database.append``): a unit that only appends rows (inserts nothing reads
+back in the same batch) and updates rows by key, without reading, needs no SAVEPOINT and no
+statement of its own: its writes join the batch and are written with those of the other such
+units, one statement per table and shape, before the next unit that uses the session starts
+and before the COMMIT. The writes of one batch are grouped by statement, so they must not
+depend on each other's order across tables (an insert that refers to a row another deferred
+insert creates, for instance); within one table their order is kept.
 """
 
 from __future__ import annotations
@@ -29,8 +37,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Insert, event, insert
+from sqlalchemy import Insert, Update, bindparam, event, insert, update
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSessionTransaction,
     async_sessionmaker,
@@ -59,22 +68,36 @@ def _insert_into(table: type[SQLModel]) -> Insert:
     return insert(table)
 
 
+@functools.cache
+def _update_of(table: type[SQLModel], key: tuple[str, ...], columns: tuple[str, ...]) -> Update:
+    """``UPDATE table SET column = :v_column ... WHERE key = :k_key ...`` (for executemany)."""
+    target = table.__table__  # type: ignore[attr-defined]
+    c = target.c
+    return (
+        update(target)
+        .where(*(c[name] == bindparam(f"k_{name}") for name in key))
+        .values({name: bindparam(f"v_{name}") for name in columns})
+    )
+
+
 class BatchAborted(Exception):
     """The batch this unit of work belonged to was rolled back: a unit of the batch could not
     be undone cleanly (e.g. cancelled while rolling back), so nothing of it was committed."""
 
 
-class UnitOfWork:
-    """One database transaction: the session plus the events it appends.
+_UpdateShape = tuple[type[SQLModel], tuple[str, ...], tuple[str, ...]]
+"""An UPDATE's table, key columns and set columns."""
 
-    Recorded events are appended to the log when the unit's work is done, in the order they
-    were recorded, in the same transaction (one Core INSERT for all of them)."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+class Writes:
+    """Rows to insert, rows to update by key and domain events to append, all written later
+    in one go (see ``Database.append``): what a unit of work does without reading."""
+
+    def __init__(self) -> None:
         self.events: list[DomainEvent] = []
         self._event_rows: list[dict[str, Any]] = []
         self._rows: dict[type[SQLModel], list[dict[str, Any]]] = {}
+        self._updates: dict[_UpdateShape, list[dict[str, Any]]] = {}
 
     def record(self, domain_event: DomainEvent) -> None:
         self.events.append(domain_event)
@@ -94,19 +117,54 @@ class UnitOfWork:
         values, applied 2.0.1 events), without the ORM's unit of work."""
         self._rows.setdefault(table, []).append(row)
 
-    async def finish(self) -> None:
-        """Write what is still pending: the session's changes, the rows to insert, then the
-        recorded events."""
-        await self.session.flush()
-        if not self._rows and not self._event_rows:
-            return
-        connection = await self.session.connection()
-        pending, self._rows = self._rows, {}
-        for table, rows in pending.items():
-            await connection.execute(_insert_into(table), rows)
+    def update(self, table: type[SQLModel], key: dict[str, Any], values: dict[str, Any]) -> None:
+        """Set ``values`` (column values) on the row of ``table`` whose columns equal ``key``,
+        when the unit's work is done (a row nobody reads in between; no check that it exists)."""
+        shape = (table, tuple(key), tuple(values))
+        params = {f"k_{name}": value for name, value in key.items()}
+        params.update({f"v_{name}": value for name, value in values.items()})
+        self._updates.setdefault(shape, []).append(params)
+
+    def is_empty(self) -> bool:
+        return not (self._rows or self._updates or self._event_rows)
+
+    def _take_from(self, other: Writes) -> None:
+        self.events.extend(other.events)
+        self._event_rows.extend(other._event_rows)
+        for table, rows in other._rows.items():
+            self._rows.setdefault(table, []).extend(rows)
+        for shape, params in other._updates.items():
+            self._updates.setdefault(shape, []).extend(params)
+
+    async def _write(self, connection: AsyncConnection) -> None:
+        """Write what is pending (one statement per table and shape), then forget it."""
+        rows, self._rows = self._rows, {}
+        for table, values in rows.items():
+            await connection.execute(_insert_into(table), values)
+        updates, self._updates = self._updates, {}
+        for (table, key, columns), params in updates.items():
+            await connection.execute(_update_of(table, key, columns), params)
         if self._event_rows:
-            rows, self._event_rows = self._event_rows, []
-            await connection.execute(_INSERT_EVENT, rows)
+            event_rows, self._event_rows = self._event_rows, []
+            await connection.execute(_INSERT_EVENT, event_rows)
+
+
+class UnitOfWork(Writes):
+    """One database transaction: the session plus the events it appends.
+
+    Recorded events are appended to the log when the unit's work is done, in the order they
+    were recorded, in the same transaction (one Core INSERT for all of them)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        super().__init__()
+        self.session = session
+
+    async def finish(self) -> None:
+        """Write what is still pending: the session's changes, the rows to insert and update,
+        then the recorded events."""
+        await self.session.flush()
+        if not self.is_empty():
+            await self._write(await self.session.connection())
 
 
 @dataclass(eq=False)
@@ -118,8 +176,10 @@ class _Batch:
     done: asyncio.Future[None]
     started: int = 0
     """Units that began in this batch (failed ones included)."""
-    units: list[UnitOfWork] = field(default_factory=list)
+    units: list[Writes] = field(default_factory=list)
     """Units whose work succeeded and waits for the commit."""
+    deferred: Writes = field(default_factory=Writes)
+    """Writes of ``append`` units not written yet."""
     broken: BaseException | None = None
     """Why the batch must be rolled back instead of committed."""
 
@@ -213,6 +273,35 @@ class Database:
             await uow.finish()
 
     @asynccontextmanager
+    async def append(self) -> AsyncIterator[Writes]:
+        """Writes without reads: rows to insert, rows to update by key, events. Like
+        ``transaction``, the ``async with`` exits once they are committed (or raises); nothing
+        is written if its body raises. With group commit they need no SAVEPOINT and no
+        statement of their own (see the module's docstring); otherwise they are one
+        transaction of their own."""
+        if not self._grouped:
+            async with self.transaction() as uow:
+                yield uow
+            return
+        await self._take_turn()
+        try:
+            batch = self._batch if self._batch is not None else await self._open_batch()
+        except BaseException:
+            self._pass_turn()
+            raise
+        writes = Writes()
+        try:
+            yield writes
+        except BaseException:
+            self._pass_turn()  # nothing was written: nothing to undo
+            raise
+        batch.started += 1
+        batch.units.append(writes)
+        batch.deferred._take_from(writes)
+        self._pass_turn()
+        await asyncio.shield(batch.done)
+
+    @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         async with self._sessions() as session:
             yield session
@@ -234,6 +323,11 @@ class Database:
             raise
         session = batch.session
         first = not batch.units
+        try:
+            await self._write_deferred(batch)  # what this unit reads includes them
+        except BaseException:
+            self._pass_turn()
+            raise
         batch.started += 1
         uow = UnitOfWork(session)
         nested: AsyncSessionTransaction | None = None
@@ -287,6 +381,16 @@ class Database:
         batch = _Batch(session=session, opened_at=loop.time(), done=loop.create_future())
         self._batch = batch
         return batch
+
+    async def _write_deferred(self, batch: _Batch) -> None:
+        """Write the batch's deferred writes; if that fails, the batch is rolled back."""
+        if batch.deferred.is_empty():
+            return
+        try:
+            await batch.deferred._write(await batch.session.connection())
+        except BaseException as exc:
+            batch.broken = exc
+            raise
 
     async def _undo(self, batch: _Batch, nested: AsyncSessionTransaction | None) -> None:
         """Roll back the failed unit alone: its savepoint, or the whole (still empty of other
@@ -343,6 +447,7 @@ class Database:
         session = batch.session
         try:
             if error is None and batch.units:
+                await self._write_deferred(batch)
                 await session.commit()
             else:
                 await session.rollback()
