@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from bridge import event_loop
 from bridge.inventory import InventoryError
 from bridge.locations import ApplyReport, LocationConflict
 from bridge.main import BridgeApp
@@ -83,7 +84,12 @@ def serve(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        asyncio.run(BridgeApp(settings).run_until_stopped())
+        loop_factory = event_loop.loop_factory(settings.event_loop)
+    except event_loop.EventLoopUnavailable as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    try:
+        event_loop.run(BridgeApp(settings).run_until_stopped(), loop_factory)
     except (SiteFileError, InventoryError, LocationConflict, CsmsError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

@@ -20,6 +20,7 @@ from bridge.app import create_app
 from bridge.authorization import AuthorizationPolicy, OcpiAuthorizer
 from bridge.chargingprofiles import ChargingProfilePolicy, ChargingProfileService
 from bridge.commands import CommandGrant, CommandPolicy, CommandService
+from bridge.event_loop import http_parser, loop_name
 from bridge.identity import CpoIdentity
 from bridge.locations import ApplyReport, LocationService, PartnerDirectory
 from bridge.ocpi.models import ModuleID
@@ -244,11 +245,17 @@ class BridgeApp:
         )
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self._http: uvicorn.Server | None = None
+        self._http_parser = http_parser()
         self._http_task: asyncio.Task[None] | None = None
 
     # --- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
+        log.info(
+            "event loop %s, HTTP parser %s",
+            loop_name(asyncio.get_running_loop()),
+            self._http_parser,
+        )
         path = self.settings.sqlite_path()
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -400,6 +407,7 @@ class BridgeApp:
             create_app(self.health, self.http_platform()),
             host=self.settings.host,
             port=self.settings.http_port,
+            http=self._http_parser,
             log_config=None,
             lifespan="off",
         )

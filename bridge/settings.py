@@ -13,6 +13,8 @@ from typing import Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bridge.event_loop import EventLoopName
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -69,6 +71,10 @@ class Settings(BaseSettings):
         description="2.0.1 report asked for after an accepted boot; empty asks none",
     )
     log_level: str = "INFO"
+    event_loop: EventLoopName = Field(
+        default="auto",
+        description="event loop of `serve`: uvloop when importable (auto), asyncio or uvloop",
+    )
     site_file: str | None = None
 
     # OCPI: the CPO this bridge speaks for, and how it is reached.
@@ -141,6 +147,11 @@ class Settings(BaseSettings):
         ge=0,
         description="seconds between pulls of the eMSPs' token lists (0: only on registration)",
     )
+
+    @field_validator("event_loop", mode="before")
+    @classmethod
+    def _event_loop_lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("authorization_hub", mode="before")
     @classmethod

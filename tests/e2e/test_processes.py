@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -41,21 +42,27 @@ def _cli(tmp_path: Path, *args: str, **extra: str) -> subprocess.CompletedProces
     )
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, int]]:
+@contextmanager
+def _serving(
+    tmp_path: Path, **extra: str
+) -> Iterator[tuple[subprocess.Popen[str], int, int, list[str]]]:
+    """``ocpi-bridge serve`` with the example site; yields the process, its OCPP and HTTP
+    ports, and the log lines it wrote up to the one reporting them."""
     process = subprocess.Popen(
         [str(BIN / "ocpi-bridge"), "serve", "--site", str(ROOT / "examples" / "site.toml")],
-        env=_env(tmp_path),
+        env=_env(tmp_path, **extra),
         stderr=subprocess.PIPE,
         text=True,
     )
     assert process.stderr is not None
     deadline = time.monotonic() + 30
     ready = None
+    lines: list[str] = []
     while time.monotonic() < deadline:
         line = process.stderr.readline()
         if not line:
             break
+        lines.append(line)
         ready = re.search(
             r"ready: OCPP ws://127\.0\.0\.1:(\d+)/ocpp/.*http://127\.0\.0\.1:(\d+)", line
         )
@@ -63,66 +70,61 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, int]]:
             break
     if ready is None:
         process.kill()
-        pytest.fail("ocpi-bridge serve did not report its ports")
+        pytest.fail("ocpi-bridge serve did not report its ports:\n" + "".join(lines))
     try:
-        yield process, int(ready.group(1)), int(ready.group(2))
+        yield process, int(ready.group(1)), int(ready.group(2)), lines
     finally:
         if process.poll() is None:
             process.kill()
             process.wait(10)
 
 
-def test_serve_runs_the_example_site_and_stops_cleanly_on_sigterm(served, tmp_path):
-    process, ocpp_port, _ = served
-    session = subprocess.run(
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, int]]:
+    with _serving(tmp_path) as (process, ocpp_port, http_port, _):
+        yield process, ocpp_port, http_port
+
+
+def _charger(ocpp_port: int, *args: str) -> subprocess.CompletedProcess[str]:
+    """The charger simulator against the served bridge, as EXAMPLE-CP-1 of the example site."""
+    return subprocess.run(
         [
             sys.executable,
             "-m",
             "simulators.charger",
-            "--ocpp",
-            "1.6",
             "--url",
             f"ws://127.0.0.1:{ocpp_port}/ocpp",
             "--id",
             "EXAMPLE-CP-1",
-            "--password",
-            "example-cp1-password",
-            "--scenario",
-            "session",
-            "--id-tag",
-            "DEMO-TAG-01",
+            *args,
         ],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
         cwd=ROOT,
+    )
+
+
+def test_serve_runs_the_example_site_and_stops_cleanly_on_sigterm(served, tmp_path):
+    process, ocpp_port, _ = served
+    session = _charger(
+        ocpp_port,
+        "--ocpp",
+        "1.6",
+        "--password",
+        "example-cp1-password",
+        "--scenario",
+        "session",
+        "--id-tag",
+        "DEMO-TAG-01",
     )
     assert session.returncode == 0, session.stderr
     lines = [json.loads(line) for line in session.stdout.splitlines()]
     start = next(line["response"] for line in lines if line["action"] == "StartTransaction")
     assert start["idTagInfo"]["status"] == "Accepted"
 
-    refused = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "simulators.charger",
-            "--url",
-            f"ws://127.0.0.1:{ocpp_port}/ocpp",
-            "--id",
-            "EXAMPLE-CP-1",
-            "--password",
-            "wrong-password-0000",
-            "--scenario",
-            "boot",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=ROOT,
-    )
+    refused = _charger(ocpp_port, "--password", "wrong-password-0000", "--scenario", "boot")
     assert refused.returncode != 0
     assert "401" in refused.stderr
 
@@ -140,6 +142,24 @@ def test_health_endpoint_answers_on_the_http_port(served):
 
     _, _, http_port = served
     assert httpx.get(f"http://127.0.0.1:{http_port}/health").json()["status"] == "ok"
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_serve_runs_on_the_configured_event_loop(tmp_path, loop):
+    import httpx
+
+    with _serving(tmp_path, OCPI_BRIDGE_EVENT_LOOP=loop) as (process, ocpp_port, http_port, log):
+        assert any(f"event loop {loop}, HTTP parser httptools" in line for line in log), log
+        assert httpx.get(f"http://127.0.0.1:{http_port}/health").json()["status"] == "ok"
+        boot = _charger(
+            ocpp_port, "--ocpp", "1.6", "--password", "example-cp1-password", "--scenario", "boot"
+        )
+        assert boot.returncode == 0, boot.stderr
+        lines = [json.loads(line) for line in boot.stdout.splitlines()]
+        answer = next(line["response"] for line in lines if line["action"] == "BootNotification")
+        assert answer["status"] == "Accepted"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(20) == 0
 
 
 def test_chargers_add_generates_a_password_and_lists_the_charger(tmp_path):
