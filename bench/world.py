@@ -191,6 +191,19 @@ async def drain_outbox(running: procs.Bridge, limit_s: float) -> bool:
     return False
 
 
+async def locations_received(emsp: procs.Emsp, expected: int, limit_s: float) -> None:
+    """Wait until the eMSP simulator holds ``expected`` Locations (the outbox alone may look
+    empty before the bridge has queued them all)."""
+    deadline = time.monotonic() + limit_s
+    async with httpx.AsyncClient(timeout=30) as client:
+        while time.monotonic() < deadline:
+            state = (await client.get(f"{emsp.url}/_sim/state")).json()
+            if int(state.get("counts", {}).get("locations", 0)) >= expected:
+                return
+            await asyncio.sleep(1.0)
+    raise RuntimeError(f"the eMSP simulator did not receive {expected} Locations in {limit_s}s")
+
+
 async def received(emsp: procs.Emsp, module: str) -> list[dict[str, Any]]:
     """Requests the eMSP simulator received on one module."""
     async with httpx.AsyncClient(timeout=120) as client:

@@ -117,6 +117,8 @@ async def run_once(
         world.bridge(options, directory, settings) as bridge,
     ):
         await world.register_emsp(bridge, emsp)
+        # The Locations are queued after the registration's answer: wait for all of them.
+        await world.locations_received(emsp, len(chargers), 120)
         await world.publish_tokens(emsp, list(tokens.values()))
         connected, _ = await connect_all(
             chargers, bridge.ocpp_url, rate=500.0, deadline=time.monotonic() + 300

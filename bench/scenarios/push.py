@@ -94,6 +94,8 @@ async def run_once(
         world.bridge(options, directory, {}) as bridge,
     ):
         await world.register_emsp(bridge, emsp)
+        # The Locations are queued after the registration's answer: wait for all of them.
+        await world.locations_received(emsp, len(chargers), 120)
         connected, _ = await connect_all(
             chargers, bridge.ocpp_url, rate=500.0, deadline=time.monotonic() + 300
         )

@@ -80,22 +80,9 @@ async def _make_sessions(
         uids = {cid: evse_uid(i) for i, cid in enumerate(ids)}
         await run_sessions(connected, uids, tokens, time.monotonic() + seconds)
         await close_all(connected)
-        await _locations_received(emsp, locations, 600)
+        await world.locations_received(emsp, locations, 600)
         await world.drain_outbox(bridge, 600)
     (template / "token_c.txt").write_text(token)
-
-
-async def _locations_received(emsp: procs.Emsp, expected: int, limit_s: float) -> None:
-    """Wait until the eMSP simulator holds ``expected`` Locations (the outbox alone may look
-    empty before the bridge has queued them all)."""
-    deadline = time.monotonic() + limit_s
-    async with httpx.AsyncClient(timeout=30) as client:
-        while time.monotonic() < deadline:
-            state = (await client.get(f"{emsp.url}/_sim/state")).json()
-            if int(state.get("counts", {}).get("locations", 0)) >= expected:
-                return
-            await asyncio.sleep(1.0)
-    raise RuntimeError(f"the eMSP simulator did not receive {expected} Locations in {limit_s}s")
 
 
 async def _read(
