@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
@@ -28,9 +29,16 @@ def event_type_name(event: DomainEvent) -> str:
     return type(event).__name__
 
 
+_PLAIN = frozenset({str, int, bool, float, type(None)})
+
+
 def to_jsonable(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    kind: Any = type(value)
+    if kind in _PLAIN:
+        return value
+    names = _field_names(kind)
+    if names is not None:
+        return {name: to_jsonable(getattr(value, name)) for name in names}
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, datetime):
@@ -42,6 +50,14 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, tuple | list):
         return [to_jsonable(item) for item in value]
     return value
+
+
+@cache
+def _field_names(kind: type) -> tuple[str, ...] | None:
+    """The fields of a dataclass, None for any other type (looked up once per type)."""
+    if dataclasses.is_dataclass(kind):
+        return tuple(f.name for f in dataclasses.fields(kind))
+    return None
 
 
 def encode_event(event: DomainEvent) -> dict[str, Any]:
@@ -63,28 +79,47 @@ def _hints(cls: type) -> dict[str, Any]:
 
 
 def _from_jsonable(tp: Any, value: Any) -> Any:
-    if value is None:
-        return None
+    return _decoder(tp)(value)
+
+
+_Decode = Callable[[Any], Any]
+
+
+@cache
+def _decoder(tp: Any) -> _Decode:
+    """The function turning JSON of type ``tp`` back into its value, built once per type from
+    the type hints (``None`` stays ``None`` at every level)."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         options = [arg for arg in typing.get_args(tp) if arg is not type(None)]
-        return _from_jsonable(options[0], value)
+        return _decoder(options[0])
     if origin is tuple:
-        item_type = typing.get_args(tp)[0]
-        return tuple(_from_jsonable(item_type, item) for item in value)
+        item = _decoder(typing.get_args(tp)[0])
+        return lambda value: None if value is None else tuple(item(x) for x in value)
     if isinstance(tp, type):
         if dataclasses.is_dataclass(tp):
-            hints = _hints(tp)
-            kwargs = {
-                f.name: _from_jsonable(hints[f.name], value[f.name])
-                for f in dataclasses.fields(tp)
-                if f.name in value
-            }
-            return tp(**kwargs)
+            return _dataclass_decoder(tp)
         if issubclass(tp, Enum):
-            return tp(value)
+            enum: type[Enum] = tp
+            return lambda value: None if value is None else enum(value)
         if tp is datetime:
-            return datetime.fromisoformat(value)
+            return lambda value: None if value is None else datetime.fromisoformat(value)
         if tp is Decimal:
-            return Decimal(value)
+            return lambda value: None if value is None else Decimal(value)
+    return _same
+
+
+def _dataclass_decoder(cls: type) -> _Decode:
+    hints = _hints(cls)
+    fields = [(f.name, _decoder(hints[f.name])) for f in dataclasses.fields(cls)]
+
+    def decode(value: Any) -> Any:
+        if value is None:
+            return None
+        return cls(**{name: convert(value[name]) for name, convert in fields if name in value})
+
+    return decode
+
+
+def _same(value: Any) -> Any:
     return value
