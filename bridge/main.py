@@ -24,7 +24,7 @@ from bridge.event_loop import http_parser, loop_name
 from bridge.identity import CpoIdentity
 from bridge.locations import ApplyReport, LocationService, PartnerDirectory
 from bridge.ocpi.models import ModuleID
-from bridge.projector import Projector
+from bridge.projector import Applier, Projector
 from bridge.push.client import OcpiClient, OcpiReply
 from bridge.push.outbox import FullObjectSources, OutboxEntry, RetryPolicy
 from bridge.push.worker import OutboxService, OutboxWorker
@@ -163,7 +163,7 @@ class BridgeApp:
         self.full_objects.register("locations", self.locations)
         self.partners.on_registered(self.locations.send_all, name="locations")
         # Tariffs, Sessions and CDRs: tariffs from the site file; sessions projected from the
-        # transaction events by a projector of their own.
+        # transaction events (the "sessions" applier of the projector below).
         self.tariffs = TariffService(
             self.db,
             partners=self.partners.list,
@@ -186,13 +186,6 @@ class BridgeApp:
         )
         self.full_objects.register("sessions", self.sessions)
         self.push_worker.on_delivered(ModuleID.CDRS, self._cdr_delivered)
-        events = EventLog(self.db)
-        self.projector = Projector(
-            self.db, events, self.locations.project, on_enqueued=self.push_committed
-        )
-        self.session_projector = Projector(
-            self.db, events, self.sessions.project, name="sessions", on_enqueued=self.push_committed
-        )
         # Commands: eMSP commands sent to the chargers, their results back through the outbox.
         self.commands = CommandService(
             self.db,
@@ -224,13 +217,19 @@ class BridgeApp:
             on_enqueued=self.push_committed,
             clock=utc_now,
         )
-        # Limit changes on sessions with an eMSP profile -> ActiveChargingProfile PUTs.
-        self.profile_projector = Projector(
+        # One reader of the event log for the projections, each after its own offset: live EVSE
+        # statuses, Sessions and CDRs, and limit changes on sessions with an eMSP profile
+        # (-> ActiveChargingProfile PUTs).
+        self.projector = Projector(
             self.db,
-            events,
-            self.charging_profiles.project,
-            name="chargingprofiles",
-            on_enqueued=self.charging_profiles.wake,
+            EventLog(self.db),
+            [
+                Applier("ocpi", self.locations.project, self.push_committed),
+                Applier("sessions", self.sessions.project, self.push_committed),
+                Applier(
+                    "chargingprofiles", self.charging_profiles.project, self.charging_profiles.wake
+                ),
+            ],
         )
         self.sites = SiteOperations(
             directory=self.chargers,
@@ -266,13 +265,9 @@ class BridgeApp:
         # Catch up on events a previous run committed but did not project, then apply the site
         # file (only its differences are stored and pushed).
         await self.projector.catch_up()
-        await self.session_projector.catch_up()
-        await self.profile_projector.catch_up()
         if self.settings.site_file:
             await self.apply_site(load_site(Path(self.settings.site_file)))
         self.projector.start()
-        self.session_projector.start()
-        self.profile_projector.start()
         if self.recorder is not None:
             self.recorder.start()
         await self.charging_profiles.recover()  # requests a previous run left unanswered
@@ -305,8 +300,6 @@ class BridgeApp:
         try:
             await self.partners.stop()
             await self.projector.stop()
-            await self.session_projector.stop()
-            await self.profile_projector.stop()
             await self.tokens.stop()
             await self.commands.stop()
             await self.charging_profiles.stop()

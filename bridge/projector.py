@@ -1,24 +1,67 @@
-"""The projector: reads the central system's event log after its stored offset and applies the
-events to the OCPI objects, in one transaction per batch together with the new offset and the
-outbox rows. Woken by commits in this process, and polling for the rest."""
+"""The projector: reads the central system's event log once for several projections (the
+appliers: OCPI Locations, Sessions, charging profiles) and applies the events to each after
+that applier's own stored offset, in one transaction per batch: each applier in a SAVEPOINT of
+its own, together with its new offset and its outbox rows. An applier that fails is rolled back
+alone (its offset stays: its events are never skipped) and retried later, with a growing delay,
+while the others go on. Woken by commits in this process, and polling for the rest."""
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bridge.store.database import Database
-from bridge.store.locations import read_offset, save_offset
+from bridge.store.locations import save_offset
+from bridge.store.tables import ProjectorOffsetRow
 from csms.domain.events import DomainEvent
 from csms.ports import EventFeed
 
 log = logging.getLogger(__name__)
 
 Apply = Callable[[AsyncSession, Sequence[DomainEvent]], Awaitable[int]]
+"""Applies events in the projector's transaction; returns the number of pushes enqueued."""
+
+MAX_BACKOFF_S = 30.0
+
+
+@dataclass(frozen=True)
+class Applier:
+    """One projection of the event log: ``name`` is its stored offset's name, ``apply`` is
+    called with the events after that offset, ``on_enqueued`` after a commit in which it
+    enqueued pushes."""
+
+    name: str
+    apply: Apply
+    on_enqueued: Callable[[], None] | None = None
+
+
+@dataclass(eq=False)
+class _Lane:
+    """An applier and its retry state."""
+
+    applier: Applier
+    failures: int = 0
+    retry_at: float = 0.0
+    """Loop time before which a failing applier is not tried again."""
+
+    @property
+    def name(self) -> str:
+        return self.applier.name
+
+
+@dataclass
+class _Outcome:
+    read: int
+    """Events read from the log in this batch."""
+    failed: dict[str, Exception] = field(default_factory=dict)
+    """The appliers that raised, by name (their savepoints were rolled back)."""
 
 
 class Projector:
@@ -26,52 +69,95 @@ class Projector:
         self,
         db: Database,
         feed: EventFeed,
-        apply: Apply,
+        appliers: Sequence[Applier],
         *,
-        name: str = "ocpi",
         batch_size: int = 200,
         poll_interval_s: float = 1.0,
-        on_enqueued: Callable[[], None] | None = None,
     ) -> None:
+        names = [a.name for a in appliers]
+        if not names or len(set(names)) != len(names):
+            raise ValueError(f"appliers need distinct names, one at least: {names}")
         self._db = db
         self._feed = feed
-        self._apply = apply
-        self._name = name
+        self._lanes = [_Lane(a) for a in appliers]
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
-        self._on_enqueued = on_enqueued
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         feed.subscribe(self._wake.set)
 
-    async def catch_up(self) -> int:
-        """Apply every event committed so far; the number applied."""
-        applied = 0
-        while True:
-            count = await self._run_batch()
-            applied += count
-            if count < self._batch_size:
-                return applied
+    @property
+    def names(self) -> list[str]:
+        return [lane.name for lane in self._lanes]
 
-    async def _run_batch(self) -> int:
+    async def catch_up(self) -> int:
+        """Apply every event committed so far, for every applier; the number of events read.
+        An applier that fails stays where it was while the others catch up; then its error
+        is raised (the first one's, if several failed: the others are logged)."""
+        failed: dict[str, Exception] = {}
+        read = await self._advance(self._lanes, failed)
+        if failed:
+            errors = list(failed.items())
+            for name, error in errors[1:]:
+                log.error("projector %s failed", name, exc_info=error)
+            raise errors[0][1]
+        return read
+
+    async def _advance(self, lanes: Sequence[_Lane], failed: dict[str, Exception]) -> int:
+        """Batches until ``lanes`` are caught up; an applier that fails is noted in ``failed``
+        and left out of the next batches. Errors outside the appliers (reading the log, the
+        commit) are raised."""
+        read = 0
+        remaining = list(lanes)
+        while remaining:
+            outcome = await self._run_batch(remaining)
+            read += outcome.read
+            if outcome.failed:
+                failed.update(outcome.failed)
+                remaining = [lane for lane in remaining if lane.name not in outcome.failed]
+            if outcome.read < self._batch_size:
+                break
+        return read
+
+    async def _run_batch(self, lanes: Sequence[_Lane]) -> _Outcome:
+        names = [lane.name for lane in lanes]
         async with self._db.read() as session:
-            offset = await read_offset(session, self._name)
-        recorded = await self._feed.read_after(offset, self._batch_size)
+            offsets = await _read_offsets(session, names)
+        recorded = await self._feed.read_after(min(offsets.values()), self._batch_size)
         if not recorded:
-            return 0
+            return _Outcome(read=0)
+        positions = [r.offset for r in recorded]
+        last = positions[-1]
+        outcome = _Outcome(read=len(recorded))
+        callbacks: list[Callable[[], None]] = []
         async with self._db.transaction() as uow:
-            if await read_offset(uow.session, self._name) != offset:
-                return len(recorded)  # another projector moved on: read again
-            pushes = await self._apply(uow.session, [r.event for r in recorded])
-            await save_offset(uow.session, self._name, recorded[-1].offset)
-        if pushes and self._on_enqueued is not None:
-            self._on_enqueued()
-        return len(recorded)
+            session = uow.session
+            current = await _read_offsets(session, names)
+            for lane in lanes:
+                offset = offsets[lane.name]
+                if current[lane.name] != offset:
+                    continue  # another projector moved this one on: read again
+                events = [r.event for r in recorded[bisect.bisect_right(positions, offset) :]]
+                if not events:
+                    continue
+                try:
+                    async with session.begin_nested():
+                        pushes = await lane.applier.apply(session, events)
+                        await save_offset(session, lane.name, last)
+                except Exception as exc:
+                    outcome.failed[lane.name] = exc
+                    continue
+                on_enqueued = lane.applier.on_enqueued
+                if pushes and on_enqueued is not None and on_enqueued not in callbacks:
+                    callbacks.append(on_enqueued)
+        for callback in callbacks:  # committed
+            callback()
+        return outcome
 
     def start(self) -> None:
         self._stopping = False
-        self._task = asyncio.create_task(self._run(), name=f"projector-{self._name}")
+        self._task = asyncio.create_task(self._run(), name=f"projector-{'+'.join(self.names)}")
 
     async def stop(self) -> None:
         self._stopping = True
@@ -81,15 +167,47 @@ class Projector:
             await task
 
     async def _run(self) -> None:
-        failures = 0
+        loop = asyncio.get_running_loop()
         while not self._stopping:
             self._wake.clear()
-            try:
-                await self.catch_up()
-                failures = 0
-            except Exception:
-                failures += 1
-                log.exception("projector %s failed (attempt %d), retrying", self._name, failures)
-            delay = self._poll_interval_s if failures == 0 else min(30.0, 2.0**failures)
+            due = [lane for lane in self._lanes if lane.retry_at <= loop.time()]
+            if due:
+                failed: dict[str, Exception] = {}
+                try:
+                    await self._advance(due, failed)
+                except Exception as exc:
+                    for lane in due:
+                        failed.setdefault(lane.name, exc)
+                for lane in due:
+                    self._note(lane, failed.get(lane.name), loop.time())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+                await asyncio.wait_for(self._wake.wait(), self._delay(loop.time()))
+
+    @staticmethod
+    def _note(lane: _Lane, error: Exception | None, now: float) -> None:
+        if error is None:
+            lane.failures, lane.retry_at = 0, 0.0
+            return
+        lane.failures += 1
+        lane.retry_at = now + min(MAX_BACKOFF_S, 2.0**lane.failures)
+        log.error(
+            "projector %s failed (attempt %d), retrying",
+            lane.name,
+            lane.failures,
+            exc_info=error,
+        )
+
+    def _delay(self, now: float) -> float:
+        """Until the next poll, or the next retry of a failing applier if sooner."""
+        waits = [lane.retry_at - now for lane in self._lanes if lane.failures]
+        if len(waits) < len(self._lanes):
+            waits.append(self._poll_interval_s)
+        return max(0.0, min(waits))
+
+
+async def _read_offsets(session: AsyncSession, names: Sequence[str]) -> dict[str, int]:
+    """The stored offsets of ``names`` (0 for a name never saved), in one query; in a write
+    transaction, the rows stay in the session for ``save_offset``."""
+    stmt = select(ProjectorOffsetRow).where(col(ProjectorOffsetRow.name).in_(names))
+    stored = {row.name: row.offset for row in (await session.exec(stmt)).all()}
+    return {name: stored.get(name, 0) for name in names}

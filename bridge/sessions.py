@@ -53,7 +53,11 @@ from bridge.ocpi.tariffs import Tariff
 from bridge.push.outbox import FullObject, PushRequest
 from bridge.store import locations as location_store
 from bridge.store.outbox import enqueue
-from bridge.store.sessions import running_session_at, session_of_transaction
+from bridge.store.sessions import (
+    running_session_at,
+    session_of_transaction,
+    sessions_of_transactions,
+)
 from bridge.store.tables import (
     AuthorizationRow,
     CdrRow,
@@ -145,28 +149,34 @@ class SessionService:
     async def project(self, session: AsyncSession, events: Sequence[DomainEvent]) -> int:
         """Apply transaction events in the projector's transaction; outbox rows enqueued."""
         requests: list[PushRequest] = []
+        batch = _Batch(session)
+        await batch.load(events)
         for event in events:
             match event:
                 case TransactionStarted():
+                    batch.write_back()
                     await self._started(session, event, requests)
+                    batch.forget(event.charger_id, event.transaction_ref)
                 case TransactionAuthorized():
+                    batch.write_back()
                     await self._authorized(session, event, requests)
+                    batch.forget(event.charger_id, event.transaction_ref)  # merged, maybe
                 case ChargingStateChanged():
-                    row = await session_of_transaction(
-                        session, event.charger_id, event.transaction_ref
-                    )
+                    row = await batch.row_of(event.charger_id, event.transaction_ref)
                     if row is not None:
                         state = mapping.state_of_charging_state(event.state)
                         await self._progress(
-                            session, row, event, requests, state=state, evse=event.evse
+                            session, batch, row, event, requests, state=state, evse=event.evse
                         )
                 case ReservationStatusChanged():
+                    batch.write_back()
                     await self._reservation_status(session, event, requests)
                 case ConnectorStatusChanged():
                     if (
                         event.previous_status is ConnectorStatus.RESERVED
                         and event.status is ConnectorStatus.AVAILABLE
                     ):
+                        batch.write_back()
                         await self._reservation_released(session, event, requests)
                     shown = mapping.state_of_status(event.status)
                     if shown is not None and event.evse.ocpp_evse_id:
@@ -174,14 +184,13 @@ class SessionService:
                             session, event.charger_id, event.evse.ocpp_evse_id
                         )
                         if row is not None:
-                            await self._progress(session, row, event, requests, state=shown)
+                            await self._progress(session, batch, row, event, requests, state=shown)
                 case MeterValuesSampled() if event.transaction_ref is not None:
-                    row = await session_of_transaction(
-                        session, event.charger_id, event.transaction_ref
-                    )
+                    row = await batch.row_of(event.charger_id, event.transaction_ref)
                     if row is not None:
                         await self._progress(
                             session,
+                            batch,
                             row,
                             event,
                             requests,
@@ -190,9 +199,11 @@ class SessionService:
                             evse=event.evse,
                         )
                 case TransactionEnded():
+                    batch.write_back()
                     await self._ended(session, event, requests)
                 case _:
                     pass
+        batch.write_back()
         await enqueue(session, requests, now=self._clock(), coalesce=False)
         return len(requests)
 
@@ -263,6 +274,7 @@ class SessionService:
     async def _progress(
         self,
         session: AsyncSession,
+        batch: _Batch,
         row: SessionRow,
         event: DomainEvent,
         requests: list[PushRequest],
@@ -274,7 +286,7 @@ class SessionService:
     ) -> None:
         if row.ended_at is not None:
             return
-        usage = mapping.Usage.from_json(row.usage)
+        usage = batch.usage_of(row)
         changed = False
         if state is not None:
             changed = usage.change_state(event.occurred_at, state)
@@ -282,10 +294,11 @@ class SessionService:
             changed = self._read(row, usage, readings, energy_wh) or changed
         if not changed:
             return
-        row.usage = usage.to_json()
+        batch.changed(row)
         session.add(row)
         if row.status == SessionStatus.PENDING.value:
             if evse is not None:
+                batch.write_back()  # _activate reads row.usage
                 await self._place(session, row, evse, quiet=True)
                 await self._activate(session, row, requests)
             return
@@ -948,6 +961,73 @@ class SessionService:
         if row is None or row.document is None:
             return None
         return FullObject(path=self._path(row), body=json.loads(row.document))
+
+
+# --- one batch of projected events ----------------------------------------------------------
+
+
+class _Batch:
+    """What one ``project`` call keeps from event to event, for the meter values and charging
+    states (most of the events): the sessions of the transactions they name, loaded with one
+    query (a transaction missing there is looked up again: ``forget`` drops a transaction
+    whose session may have changed), and the sessions' timelines, decoded once and encoded
+    once (``write_back``: at the end of the batch, and before any other step, which reads
+    ``row.usage`` itself)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self._rows: dict[tuple[str, str], SessionRow] = {}
+        self._usages: dict[str, tuple[SessionRow, str, mapping.Usage]] = {}
+        """By session id: the row, the ``row.usage`` text the timeline was decoded from (or
+        last written back as), the timeline."""
+        self._changed: dict[str, SessionRow] = {}
+        """Sessions whose timeline changed since it was last written to ``row.usage``."""
+
+    async def load(self, events: Sequence[DomainEvent]) -> None:
+        keys = {
+            (event.charger_id, event.transaction_ref)
+            for event in events
+            if isinstance(event, MeterValuesSampled | ChargingStateChanged)
+            and event.transaction_ref is not None
+        }
+        self._rows = await sessions_of_transactions(self._session, keys)
+
+    async def row_of(self, charger_id: str, transaction_ref: str) -> SessionRow | None:
+        key = (charger_id, transaction_ref)
+        row = self._rows.get(key)
+        if row is None:
+            row = await session_of_transaction(self._session, charger_id, transaction_ref)
+            if row is not None:
+                self._rows[key] = row
+        return row
+
+    def forget(self, charger_id: str, transaction_ref: str) -> None:
+        self._rows.pop((charger_id, transaction_ref), None)
+
+    def usage_of(self, row: SessionRow) -> mapping.Usage:
+        """The session's timeline: the one decoded before, unless ``row.usage`` was written
+        by someone else since."""
+        known = self._usages.get(row.id)
+        if (
+            known is not None
+            and known[0] is row
+            and (row.id in self._changed or row.usage is known[1])
+        ):
+            return known[2]
+        usage = mapping.Usage.from_json(row.usage)
+        self._usages[row.id] = (row, row.usage, usage)
+        return usage
+
+    def changed(self, row: SessionRow) -> None:
+        self._changed[row.id] = row
+
+    def write_back(self) -> None:
+        """Encode the changed timelines into their rows (``row.usage``)."""
+        for session_id, row in self._changed.items():
+            usage = self._usages[session_id][2]
+            row.usage = usage.to_json()
+            self._usages[session_id] = (row, row.usage, usage)
+        self._changed.clear()
 
 
 # --- lookups ---------------------------------------------------------------------------------

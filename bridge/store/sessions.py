@@ -3,6 +3,7 @@ transaction); reads for the Sender interfaces return stored OCPI JSON, scoped to
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlmodel import col, select
@@ -20,6 +21,26 @@ async def session_of_transaction(
         SessionRow.charger_id == charger_id, SessionRow.transaction_ref == transaction_ref
     )
     return (await session.exec(stmt)).first()
+
+
+async def sessions_of_transactions(
+    session: AsyncSession, keys: Collection[tuple[str, str]]
+) -> dict[tuple[str, str], SessionRow]:
+    """The sessions of several transactions, by ``(charger_id, transaction_ref)``, in one query
+    (the transactions without a session are missing)."""
+    wanted = set(keys)
+    if not wanted:
+        return {}
+    stmt = select(SessionRow).where(
+        col(SessionRow.charger_id).in_({charger_id for charger_id, _ in wanted}),
+        col(SessionRow.transaction_ref).in_({ref for _, ref in wanted}),
+    )
+    found: dict[tuple[str, str], SessionRow] = {}
+    for row in (await session.exec(stmt)).all():
+        key = (row.charger_id, row.transaction_ref or "")
+        if key in wanted:
+            found[key] = row
+    return found
 
 
 async def running_session_at(

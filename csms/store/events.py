@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 
-from sqlmodel import col, select
+from sqlalchemy import select
+from sqlmodel import col
 
 from csms.domain.codec import decode_event
 from csms.domain.events import RecordedEvent
 from csms.store.database import Database
 from csms.store.tables import EventRow
+
+# Columns, not entities: the log is read in order and decoded, never changed.
+_READ = select(col(EventRow.id), col(EventRow.type), col(EventRow.payload))
 
 
 class EventLog:
@@ -20,15 +24,14 @@ class EventLog:
         self._db = db
 
     async def read_after(self, offset: int, limit: int) -> Sequence[RecordedEvent]:
+        stmt = _READ.where(col(EventRow.id) > offset).order_by(col(EventRow.id)).limit(limit)
         async with self._db.read() as session:
-            stmt = (
-                select(EventRow).where(col(EventRow.id) > offset).order_by(col(EventRow.id))
-            ).limit(limit)
-            rows = (await session.exec(stmt)).all()
+            connection = await session.connection()
+            rows = (await connection.execute(stmt)).all()
         return [
-            RecordedEvent(offset=row.id, event=decode_event(row.type, json.loads(row.payload)))
-            for row in rows
-            if row.id is not None
+            RecordedEvent(offset=id_, event=decode_event(type_, json.loads(payload)))
+            for id_, type_, payload in rows
+            if id_ is not None
         ]
 
     def subscribe(self, callback: Callable[[], None]) -> None:

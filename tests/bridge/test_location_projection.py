@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bridge.main import BridgeApp
 from bridge.ocpi.locations import Status
 from bridge.partners import Partner
-from bridge.projector import Projector
+from bridge.projector import Applier, Projector
 from bridge.site import parse_site
 from bridge.store.locations import read_offset
 from csms.clock import utc_now
@@ -137,7 +137,9 @@ async def test_a_failing_batch_is_retried_from_the_same_offset(tmp_path: Path) -
                 raise RuntimeError("boom")
             return await app.locations.project(session, events)
 
-        projector = Projector(app.db, EventLog(app.db), flaky, name="test", poll_interval_s=0.05)
+        projector = Projector(
+            app.db, EventLog(app.db), [Applier("test", flaky)], poll_interval_s=0.05
+        )
         await report(app, ConnectorStatus.RESERVED)
         with pytest.raises(RuntimeError):
             await projector.catch_up()

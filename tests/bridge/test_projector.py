@@ -1,0 +1,264 @@
+"""The projector with several appliers against a real database (a temporary SQLite file, group
+commit as in production): the event log read once for all, each applier after its own offset,
+a failing applier rolled back alone and caught up later, pushes announced after the commit."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bridge.projector import Applier, Projector
+from bridge.store.database import Database
+from bridge.store.locations import read_offset, save_offset
+from csms.domain.events import ChargerDisconnected, DomainEvent, RecordedEvent
+from csms.store.events import EventLog
+
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'projector.db'}")
+    await database.create_schema()
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+class CountingLog(EventLog):
+    """The real event log, counting its reads."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self.reads: list[int] = []
+
+    async def read_after(self, offset: int, limit: int) -> Sequence[RecordedEvent]:
+        self.reads.append(offset)
+        return await super().read_after(offset, limit)
+
+
+class Recorder:
+    """An applier that notes the events it was given (charger ids) and, in the projector's
+    transaction, a mark of its own: how many events it applied so far."""
+
+    def __init__(self, name: str, *, pushes: int = 0) -> None:
+        self.name = name
+        self.pushes = pushes
+        self.seen: list[str] = []
+        self.calls = 0
+        self.failures = 0
+        """Calls still to fail (after noting their events, and writing their mark)."""
+
+    async def apply(self, session: AsyncSession, events: Sequence[DomainEvent]) -> int:
+        self.calls += 1
+        applied = [e.charger_id for e in events]
+        await save_offset(session, f"mark-{self.name}", len(self.seen) + len(applied))
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError(f"{self.name} broke")
+        self.seen += applied
+        return self.pushes
+
+    def applier(self) -> Applier:
+        return Applier(self.name, self.apply)
+
+
+async def log_events(db: Database, first: int, count: int) -> list[str]:
+    """Append ``count`` events (charger ids ``CP<first>`` ...) in one transaction."""
+    ids = [f"CP{n}" for n in range(first, first + count)]
+    async with db.transaction() as uow:
+        for charger_id in ids:
+            uow.record(ChargerDisconnected(charger_id=charger_id, occurred_at=T0))
+    return ids
+
+
+async def offset_of(db: Database, name: str) -> int:
+    async with db.read() as session:
+        return await read_offset(session, name)
+
+
+async def last_event(db: Database) -> int:
+    recorded = await EventLog(db).read_after(0, 100_000)
+    return recorded[-1].offset if recorded else 0
+
+
+async def test_one_read_per_batch_serves_every_applier_its_events_in_order_once(
+    db: Database,
+) -> None:
+    feed = CountingLog(db)
+    appliers = [Recorder("a"), Recorder("b"), Recorder("c")]
+    projector = Projector(db, feed, [r.applier() for r in appliers], batch_size=4)
+    first = await log_events(db, 1, 10)
+
+    assert await projector.catch_up() == 10
+    assert len(feed.reads) == 3  # 4 + 4 + 2 events: one read per batch for the three
+    for recorder in appliers:
+        assert recorder.seen == first
+        assert recorder.calls == 3
+    end = await last_event(db)
+    assert [await offset_of(db, r.name) for r in appliers] == [end, end, end]
+
+    second = await log_events(db, 11, 3)
+    assert await projector.catch_up() == 3
+    for recorder in appliers:
+        assert recorder.seen == first + second  # nothing twice
+    assert await projector.catch_up() == 0
+    assert [r.calls for r in appliers] == [4, 4, 4]  # nothing new: not called
+
+
+async def test_a_fresh_applier_starts_from_the_beginning_while_the_others_go_on_from_theirs(
+    db: Database,
+) -> None:
+    a, b = Recorder("a"), Recorder("b")
+    first = await log_events(db, 1, 7)
+    await Projector(db, EventLog(db), [a.applier(), b.applier()]).catch_up()
+    second = await log_events(db, 8, 2)
+
+    fresh = Recorder("fresh")
+    again_a, again_b = Recorder("a"), Recorder("b")
+    projector = Projector(
+        db, EventLog(db), [again_a.applier(), fresh.applier(), again_b.applier()], batch_size=3
+    )
+    assert await projector.catch_up() == 9  # read from the fresh applier's offset 0
+
+    assert fresh.seen == first + second
+    assert again_a.seen == second
+    assert again_b.seen == second
+    end = await last_event(db)
+    assert [await offset_of(db, n) for n in ("a", "fresh", "b")] == [end, end, end]
+
+
+async def test_a_failing_applier_is_rolled_back_alone_and_catches_up_after_it_recovered(
+    db: Database,
+) -> None:
+    a, broken, c = Recorder("a"), Recorder("broken"), Recorder("c")
+    broken.failures = 2
+    projector = Projector(db, EventLog(db), [a.applier(), broken.applier(), c.applier()])
+    first = await log_events(db, 1, 5)
+
+    with pytest.raises(RuntimeError, match="broken broke"):
+        await projector.catch_up()
+    end = await last_event(db)
+    assert a.seen == c.seen == first
+    assert [await offset_of(db, n) for n in ("a", "broken", "c")] == [end, 0, end]
+    # Its writes were rolled back with its savepoint; those of the others were committed.
+    assert await offset_of(db, "mark-broken") == 0
+    assert [await offset_of(db, "mark-a"), await offset_of(db, "mark-c")] == [5, 5]
+
+    second = await log_events(db, 6, 2)
+    with pytest.raises(RuntimeError, match="broken broke"):
+        await projector.catch_up()
+    assert a.seen == c.seen == first + second  # the others are not held back
+
+    assert await projector.catch_up() == 7  # recovered: read again from its offset
+    assert broken.seen == first + second  # every event, none skipped, none twice
+    assert a.seen == c.seen == first + second
+    end = await last_event(db)
+    assert [await offset_of(db, n) for n in ("a", "broken", "c")] == [end, end, end]
+    assert await offset_of(db, "mark-broken") == 7
+
+
+@pytest.mark.expect_errors("projector broken failed")
+async def test_running_a_failing_applier_backs_off_while_the_others_keep_up(
+    db: Database,
+) -> None:
+    a, broken = Recorder("a"), Recorder("broken")
+    broken.failures = 1_000
+    projector = Projector(db, EventLog(db), [a.applier(), broken.applier()], poll_interval_s=5)
+    projector.start()
+    try:
+        events = await log_events(db, 1, 2)
+        async with asyncio.timeout(5):
+            while a.seen != events or broken.calls < 1:
+                await asyncio.sleep(0.01)
+        for first in range(3, 13, 2):  # commits that wake the projector: "a" goes on at once
+            events += await log_events(db, first, 2)
+            await asyncio.sleep(0.02)
+        async with asyncio.timeout(1):
+            while a.seen != events:
+                await asyncio.sleep(0.01)
+        assert broken.calls == 1  # its retry waits for its back-off (2 s), not for a wake
+        assert await offset_of(db, "broken") == 0
+
+        broken.failures = 0
+        async with asyncio.timeout(5):
+            while broken.seen != events:
+                await asyncio.sleep(0.01)
+        assert a.seen == events
+        end = await last_event(db)
+        assert [await offset_of(db, "a"), await offset_of(db, "broken")] == [end, end]
+    finally:
+        await projector.stop()
+
+
+async def test_pushes_are_announced_after_the_commit_only_by_the_appliers_that_made_some(
+    db: Database, tmp_path: Path
+) -> None:
+    committed: dict[str, int | None] = {}
+
+    def announce(name: str) -> None:
+        # The projector's transaction is committed: another connection sees the new offset.
+        with sqlite3.connect(tmp_path / "projector.db") as other:
+            row = other.execute(
+                "SELECT offset FROM ocpi_projector_offsets WHERE name = ?", (name,)
+            ).fetchone()
+        committed[name] = row[0] if row else None
+
+    pushing, quiet, broken = Recorder("pushing", pushes=2), Recorder("quiet"), Recorder("broken")
+    broken.pushes = 1
+    broken.failures = 1
+    projector = Projector(
+        db,
+        EventLog(db),
+        [
+            Applier("pushing", pushing.apply, lambda: announce("pushing")),
+            Applier("quiet", quiet.apply, lambda: announce("quiet")),
+            Applier("broken", broken.apply, lambda: announce("broken")),
+        ],
+    )
+    await log_events(db, 1, 2)
+    with pytest.raises(RuntimeError):
+        await projector.catch_up()
+    end = await last_event(db)
+    assert committed == {"pushing": end}  # none for no push, none for a rolled back one
+
+    committed.clear()
+    await projector.catch_up()
+    assert committed == {"broken": end}
+
+
+async def test_an_offset_another_process_moved_is_read_again_not_applied_twice(
+    db: Database,
+) -> None:
+    a, b = Recorder("a"), Recorder("b")
+    events = await log_events(db, 1, 4)
+
+    class Racing(EventLog):
+        """Another projector saves offset "a" between our read of it and our transaction."""
+
+        async def read_after(self, offset: int, limit: int) -> Sequence[RecordedEvent]:
+            recorded = await super().read_after(offset, limit)
+            async with db.transaction() as uow:
+                await save_offset(uow.session, "a", recorded[-1].offset)
+            return recorded
+
+    await Projector(db, Racing(db), [a.applier(), b.applier()]).catch_up()
+    assert a.seen == []
+    assert b.seen == events
+    end = await last_event(db)
+    assert [await offset_of(db, "a"), await offset_of(db, "b")] == [end, end]
+
+
+def test_appliers_need_distinct_names(tmp_path: Path) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}")
+    with pytest.raises(ValueError, match="distinct"):
+        Projector(db, EventLog(db), [Recorder("a").applier(), Recorder("a").applier()])
+    with pytest.raises(ValueError, match="one at least"):
+        Projector(db, EventLog(db), [])

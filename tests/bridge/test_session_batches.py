@@ -1,0 +1,397 @@
+"""Sessions projected from a batch of events end as if each event had been a batch of its own:
+the sessions' timelines are decoded once per batch and written back once (or before a step
+that reads them), the sessions of the meter values are looked up once per batch. Same stored
+sessions (timeline, document, what was PATCHed), same CDR, same outbox rows."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import col
+
+from bridge.identity import CpoIdentity
+from bridge.main import BridgeApp
+from bridge.mapping.sessions import POWER_IMPORT
+from bridge.ocpi.locations import TokenType
+from bridge.ocpi.sessions import CdrToken, SessionStatus
+from bridge.sessions import CommandSession, SessionPolicy, SessionService
+from bridge.store.outbox import OutboxRow
+from bridge.store.tables import AuthorizationRow, CdrRow, SessionRow
+from bridge.tariffs import tariffs_by_ids
+from csms.domain.events import (
+    ChargingStateChanged,
+    ConnectorStatusChanged,
+    DomainEvent,
+    MeterValuesSampled,
+    TransactionAuthorized,
+    TransactionEnded,
+    TransactionStarted,
+)
+from csms.domain.model import (
+    ENERGY_IMPORT_REGISTER,
+    AuthorizationStatus,
+    ChargingState,
+    ConnectorStatus,
+    EvseRef,
+    IdToken,
+    MeterReading,
+    SignedMeterValue,
+)
+from tests.conftest import all_rows, running_bridge
+from tests.e2e.test_location_status import CPO, LOC201, Evse, Loc, site_toml
+from tests.e2e.test_sessions import TARIFF
+
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+NOW = T0 + timedelta(hours=1)
+PARTNER = 7
+COMMAND = 42
+EVSE_1 = EvseRef(ocpp_evse_id=1, connector_id=1)
+LOC16 = Loc("LOC-16", tuple(Evse(f"CP16-{n}", "CP16", n) for n in (1, 2, 3)))
+
+
+def site_text() -> str:
+    text = site_toml(["CP16", "CS201"], [LOC16, LOC201])
+    text = text.replace("max_amperage = 16 }", 'max_amperage = 16, tariff_ids = ["T1"] }')
+    return text + TARIFF
+
+
+def at(seconds: int) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def meter(
+    charger_id: str,
+    ref: str,
+    seconds: int,
+    wh: int,
+    *,
+    start_wh: int | None,
+    signed: bool = False,
+    evse: int = 1,
+) -> MeterValuesSampled:
+    signature = SignedMeterValue(data=f"signed-{wh}", signing_method="ECDSA")
+    readings = (
+        MeterReading(
+            sampled_at=at(seconds),
+            measurand=ENERGY_IMPORT_REGISTER,
+            value=Decimal(wh),
+            unit="Wh",
+            signed=signature if signed else None,
+        ),
+        MeterReading(
+            sampled_at=at(seconds),
+            measurand=POWER_IMPORT,
+            value=Decimal("7000.5") + seconds,
+            unit="W",
+        ),
+    )
+    return MeterValuesSampled(
+        charger_id=charger_id,
+        occurred_at=at(seconds),
+        evse=EvseRef(ocpp_evse_id=evse, connector_id=1),
+        transaction_ref=ref,
+        readings=readings,
+        energy_wh=wh - start_wh if start_wh is not None else None,
+    )
+
+
+def events() -> list[DomainEvent]:
+    """Session A (CP16): token first, ACTIVE from the start, a meter value every 10 s (a PATCH
+    every 30 s), suspended and resumed by connector statuses, ended, a late meter value.
+    Session B (CS201): cable first (PENDING, internal, metered), then authorized, metered.
+    Session C (CP16): cable first, then the token of a START_SESSION: merged into the
+    command's session, metered on. Session D (CP16): authorized, but on no EVSE until its
+    first meter value (which places and activates it: a PUT of the timeline)."""
+    a: list[tuple[int, DomainEvent]] = [
+        (
+            0,
+            TransactionStarted(
+                charger_id="CP16",
+                occurred_at=at(0),
+                transaction_ref="A1",
+                evse=EVSE_1,
+                id_token=IdToken(value="TOKEN-A"),
+                authorization=AuthorizationStatus.ACCEPTED,
+                authorization_ref="decision-a",
+                meter_start_wh=10_000,
+            ),
+        ),
+    ]
+    a += [
+        (s, meter("CP16", "A1", s, 10_000 + 40 * s, start_wh=10_000, signed=s == 120))
+        for s in range(10, 200, 10)
+    ]
+    a += [
+        (
+            65,
+            ConnectorStatusChanged(
+                charger_id="CP16",
+                occurred_at=at(65),
+                evse=EVSE_1,
+                status=ConnectorStatus.SUSPENDED_EV,
+                previous_status=ConnectorStatus.CHARGING,
+            ),
+        ),
+        (
+            95,
+            ConnectorStatusChanged(
+                charger_id="CP16",
+                occurred_at=at(95),
+                evse=EVSE_1,
+                status=ConnectorStatus.CHARGING,
+                previous_status=ConnectorStatus.SUSPENDED_EV,
+            ),
+        ),
+        (
+            205,
+            TransactionEnded(
+                charger_id="CP16",
+                occurred_at=at(205),
+                transaction_ref="A1",
+                evse=EVSE_1,
+                meter_stop_wh=10_000 + 40 * 205,
+                energy_wh=40 * 205,
+                reason="Local",
+            ),
+        ),
+        (215, meter("CP16", "A1", 215, 30_000, start_wh=10_000)),  # after the end: ignored
+    ]
+    b: list[tuple[int, DomainEvent]] = [
+        (
+            3,
+            TransactionStarted(
+                charger_id="CS201",
+                occurred_at=at(3),
+                transaction_ref="B1",
+                evse=EVSE_1,
+                id_token=None,
+                authorization=None,
+                meter_start_wh=None,
+            ),
+        ),
+    ]
+    b += [(s, meter("CS201", "B1", s, 50_000 + 25 * s, start_wh=None)) for s in range(7, 240, 15)]
+    b += [
+        (
+            33,
+            ChargingStateChanged(
+                charger_id="CS201",
+                occurred_at=at(33),
+                transaction_ref="B1",
+                evse=EVSE_1,
+                state=ChargingState.SUSPENDED_EV,
+            ),
+        ),
+        (
+            44,  # a change seen by B's authorization (no meter value of a PENDING session between)
+            ConnectorStatusChanged(
+                charger_id="CS201",
+                occurred_at=at(44),
+                evse=EVSE_1,
+                status=ConnectorStatus.SUSPENDED_EVSE,
+                previous_status=ConnectorStatus.SUSPENDED_EV,
+            ),
+        ),
+        (
+            48,
+            TransactionAuthorized(
+                charger_id="CS201",
+                occurred_at=at(48),
+                transaction_ref="B1",
+                evse=EVSE_1,
+                id_token=IdToken(value="TOKEN-B"),
+                authorization=AuthorizationStatus.ACCEPTED,
+                authorization_ref="decision-b",
+            ),
+        ),
+        (
+            81,
+            ChargingStateChanged(
+                charger_id="CS201",
+                occurred_at=at(81),
+                transaction_ref="B1",
+                evse=EVSE_1,
+                state=ChargingState.CHARGING,
+            ),
+        ),
+    ]
+    c: list[tuple[int, DomainEvent]] = [
+        (
+            4,
+            TransactionStarted(
+                charger_id="CP16",
+                occurred_at=at(4),
+                transaction_ref="C1",
+                evse=EvseRef(ocpp_evse_id=2, connector_id=1),
+                id_token=None,
+                authorization=None,
+                meter_start_wh=1_000,
+            ),
+        ),
+        (
+            52,
+            TransactionAuthorized(
+                charger_id="CP16",
+                occurred_at=at(52),
+                transaction_ref="C1",
+                evse=EvseRef(ocpp_evse_id=2, connector_id=1),
+                id_token=IdToken(value="TOKEN-C"),
+                authorization=AuthorizationStatus.ACCEPTED,
+                authorization_ref="decision-c",
+            ),
+        ),
+    ]
+    c += [
+        (s, meter("CP16", "C1", s, 1_000 + 30 * s, start_wh=1_000, evse=2))
+        for s in range(9, 200, 11)
+    ]
+    d: list[tuple[int, DomainEvent]] = [
+        (
+            6,
+            TransactionStarted(
+                charger_id="CP16",
+                occurred_at=at(6),
+                transaction_ref="D1",
+                evse=EvseRef(ocpp_evse_id=0, connector_id=0),
+                id_token=IdToken(value="TOKEN-D"),
+                authorization=AuthorizationStatus.ACCEPTED,
+                authorization_ref="decision-d",
+                meter_start_wh=5_000,
+            ),
+        ),
+    ]
+    d += [
+        (s, meter("CP16", "D1", s, 5_000 + 20 * s, start_wh=5_000, evse=3))
+        for s in range(12, 150, 20)
+    ]
+    timeline = sorted(a + b + c + d, key=lambda item: item[0])
+    return [event for _, event in timeline]
+
+
+def decision(
+    reference: str, charger_id: str, token: str, command_id: int | None = None
+) -> AuthorizationRow:
+    return AuthorizationRow(
+        id=reference,
+        charger_id=charger_id,
+        id_token=token,
+        id_token_kind="ISO14443",
+        status="Accepted",
+        source="token",
+        partner_id=PARTNER,
+        cdr_token=CdrToken(
+            country_code="DE",
+            party_id="EMS",
+            uid=token,
+            type=TokenType.RFID,
+            contract_id=f"DE-EMS-{token}",
+        ).model_dump_json(),
+        auth_method="WHITELIST",
+        command_id=command_id,
+        decided_at=T0,
+    )
+
+
+async def project_in_batches(
+    app: BridgeApp, identity: CpoIdentity, batches: Sequence[Sequence[DomainEvent]]
+) -> dict[str, Any]:
+    """Project ``batches`` (one transaction each) with a clock that stands still; what is
+    stored then."""
+    await app.push_worker.stop()  # the partner is made up: nothing is sent
+    service = SessionService(
+        identity=lambda: identity,
+        tariffs=tariffs_by_ids,
+        policy=SessionPolicy(currency="EUR", patch_interval_s=30),
+        clock=lambda: NOW,
+    )
+    async with app.db.transaction() as uow:
+        uow.session.add(decision("decision-a", "CP16", "TOKEN-A"))
+        uow.session.add(decision("decision-b", "CS201", "TOKEN-B"))
+        uow.session.add(decision("decision-c", "CP16", "TOKEN-C", command_id=COMMAND))
+        uow.session.add(decision("decision-d", "CP16", "TOKEN-D"))
+        # C: the cable first, then the token of an eMSP's START_SESSION, whose PENDING session
+        # takes the transaction over (the transaction's own row is deleted).
+        await service.open_for_command(
+            uow.session,
+            CommandSession(
+                command_id=COMMAND,
+                partner_id=PARTNER,
+                status=SessionStatus.PENDING,
+                cdr_token=CdrToken(
+                    country_code="DE",
+                    party_id="EMS",
+                    uid="TOKEN-C",
+                    type=TokenType.RFID,
+                    contract_id="DE-EMS-TOKEN-C",
+                ).model_dump_json(),
+                authorization_reference="start-c",
+                charger_id="CP16",
+                ocpp_evse_id=2,
+                ocpp_connector_id=1,
+            ),
+        )
+    for batch in batches:
+        async with app.db.transaction() as uow:
+            await service.project(uow.session, batch)
+    sessions = await all_rows(app, SessionRow, order_by=col(SessionRow.id))
+    cdrs = await all_rows(app, CdrRow, order_by=col(CdrRow.id))
+    outbox = await all_rows(app, OutboxRow, order_by=col(OutboxRow.id))
+    stored = {
+        "sessions": [row.model_dump(mode="json") for row in sessions],
+        "cdrs": [row.model_dump(mode="json") for row in cdrs],
+        "outbox": [row.model_dump(mode="json", exclude={"id"}) for row in outbox],
+    }
+    # The tariff's last_updated is when this app applied the site file: the same for all.
+    tariff_updated = json.loads(sessions[0].tariffs or "")[0]["last_updated"]
+    text = json.dumps(stored).replace(tariff_updated, "(the site's time)")
+    same: dict[str, Any] = json.loads(text)
+    return same
+
+
+async def test_a_batch_of_events_stores_what_one_event_per_batch_stores(tmp_path: Path) -> None:
+    log = events()
+    runs: dict[str, list[list[DomainEvent]]] = {
+        "one batch": [log],
+        "batches of 4": [log[i : i + 4] for i in range(0, len(log), 4)],
+        "one event each": [[event] for event in log],
+    }
+    stored: dict[str, dict[str, Any]] = {}
+    identity: CpoIdentity | None = None
+    async with AsyncExitStack() as stack:
+        for name, batches in runs.items():
+            world = tmp_path / name.replace(" ", "-")
+            world.mkdir()
+            site = world / "site.toml"
+            site.write_text(site_text(), encoding="utf-8")
+            app = await stack.enter_async_context(running_bridge(world, site_file=str(site), **CPO))
+            identity = identity or app.identity()
+            stored[name] = await project_in_batches(app, identity, batches)
+
+    reference = stored["one event each"]
+    sessions = {row["transaction_ref"]: row for row in reference["sessions"]}
+    assert sessions["A1"]["status"] == "COMPLETED"
+    assert sessions["B1"]["status"] == "ACTIVE"
+    assert sessions["C1"]["status"] == "ACTIVE"
+    assert sessions["C1"]["command_id"] == COMMAND  # merged into the command's session
+    assert sessions["D1"]["status"] == "ACTIVE"  # placed by its first meter value
+    assert len(reference["sessions"]) == 4
+    first_put = next(
+        json.loads(row["body"])
+        for row in reference["outbox"]
+        if row["method"] == "PUT" and row["path"].endswith(sessions["D1"]["id"])
+    )
+    assert first_put["kwh"] == 0.24  # D's PUT has the meter value that placed it
+    assert sessions["A1"]["periods_sent"] > 1
+    methods = [(row["module"], row["method"]) for row in reference["outbox"]]
+    assert methods.count(("sessions", "PATCH")) >= 6
+    assert ("cdrs", "POST") in methods
+    assert len(reference["cdrs"]) == 1
+    assert "signed-14800" in sessions["A1"]["usage"]
+    assert stored["one batch"] == reference
+    assert stored["batches of 4"] == reference
