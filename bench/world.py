@@ -180,13 +180,21 @@ async def outbox_pending(client: httpx.AsyncClient, running: procs.Bridge) -> in
     return sum(int(p["pending"]) for p in answer.json()["data"]["partners"])
 
 
-async def drain_outbox(running: procs.Bridge, limit_s: float) -> bool:
-    """Wait until the outbox is empty (True) or ``limit_s`` seconds passed (False)."""
+async def drain_outbox(running: procs.Bridge, limit_s: float, *, quiet_s: float = 0.0) -> bool:
+    """Wait until the outbox is empty (True) or ``limit_s`` seconds passed (False); with
+    ``quiet_s``, until it has stayed empty that long (work still queued behind the pushes,
+    such as the projection of what booting chargers reported, has come through)."""
     deadline = time.monotonic() + limit_s
+    empty_since: float | None = None
     async with httpx.AsyncClient(timeout=30) as client:
         while time.monotonic() < deadline:
             if await outbox_pending(client, running) == 0:
-                return True
+                now = time.monotonic()
+                empty_since = now if empty_since is None else empty_since
+                if now - empty_since >= quiet_s:
+                    return True
+            else:
+                empty_since = None
             await asyncio.sleep(0.5)
     return False
 

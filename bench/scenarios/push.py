@@ -101,7 +101,7 @@ async def run_once(
         )
         await bounded(connected, drive.boot)
         await bounded(connected, lambda c: drive.status(c, True))
-        settled = await world.drain_outbox(bridge, 120)
+        settled = await world.drain_outbox(bridge, 120, quiet_s=5.0)
         phase = LoadStats()  # the status changes only (boots and first statuses left out)
         for charger in connected:
             charger.stats = phase
