@@ -283,12 +283,7 @@ class Database:
             async with self.transaction() as uow:
                 yield uow
             return
-        await self._take_turn()
-        try:
-            batch = self._batch if self._batch is not None else await self._open_batch()
-        except BaseException:
-            self._pass_turn()
-            raise
+        batch = await self._join_batch()
         writes = Writes()
         try:
             yield writes
@@ -315,12 +310,7 @@ class Database:
 
     @asynccontextmanager
     async def _grouped_transaction(self) -> AsyncIterator[UnitOfWork]:
-        await self._take_turn()
-        try:
-            batch = self._batch if self._batch is not None else await self._open_batch()
-        except BaseException:
-            self._pass_turn()
-            raise
+        batch = await self._join_batch()
         session = batch.session
         first = not batch.units
         try:
@@ -349,6 +339,15 @@ class Database:
         self._pass_turn()
         # Shielded: a unit cancelled while it waits leaves the commit of the others alone.
         await asyncio.shield(batch.done)
+
+    async def _join_batch(self) -> _Batch:
+        """Take the writer's turn, then the open batch (or a new one)."""
+        await self._take_turn()
+        try:
+            return self._batch if self._batch is not None else await self._open_batch()
+        except BaseException:
+            self._pass_turn()
+            raise
 
     async def _take_turn(self) -> None:
         if not self._turn_taken and not self._waiters:

@@ -96,6 +96,19 @@ def updated(seq: int, *readings: MeterReading, **fields: Any) -> TransactionEven
     )
 
 
+async def started(service: TransactionService, *, meter_start_wh: int) -> Any:
+    """A 1.6 StartTransaction of the token TAG on EVSE 1."""
+    return await service.handle_start(
+        StartTransactionRequest(
+            charger_id="CP",
+            evse=EVSE,
+            id_token=IdToken(value="TAG"),
+            meter_start_wh=meter_start_wh,
+            started_at=T0,
+        )
+    )
+
+
 def meter_values(ref: str, *readings: MeterReading) -> MeterValuesReport:
     return MeterValuesReport(charger_id="CP", evse=EVSE, transaction_ref=ref, readings=readings)
 
@@ -103,15 +116,7 @@ def meter_values(ref: str, *readings: MeterReading) -> MeterValuesReport:
 async def scenario(service: TransactionService) -> list[object]:
     """Both versions, with what the hot path takes and what it must leave to the full path."""
     results: list[object] = []
-    start = await service.handle_start(
-        StartTransactionRequest(
-            charger_id="CP",
-            evse=EVSE,
-            id_token=IdToken(value="TAG"),
-            meter_start_wh=1000,
-            started_at=T0,
-        )
-    )
+    start = await started(service, meter_start_wh=1000)
     ref = start.transaction_ref
     await service.handle_meter_values(meter_values(ref, energy(1, 1500), power(1)))
     await service.handle_meter_values(meter_values(ref, energy(2, 1400)))  # went back: kept
@@ -203,15 +208,7 @@ async def test_the_hot_path_leaves_what_the_full_path_leaves(db: Database, other
 
 async def test_meter_values_of_a_running_transaction_do_not_read_its_row(db: Database):
     service = TransactionService(db, Grant(), clock=ticking())
-    start = await service.handle_start(
-        StartTransactionRequest(
-            charger_id="CP",
-            evse=EVSE,
-            id_token=IdToken(value="TAG"),
-            meter_start_wh=0,
-            started_at=T0,
-        )
-    )
+    start = await started(service, meter_start_wh=0)
     await service.handle_transaction_event(updated(0, event_type=TransactionEventType.STARTED))
     reads = reads_of_transactions(db)
     for n in range(1, 4):
@@ -227,15 +224,7 @@ async def test_a_change_that_was_not_committed_is_forgotten(db: Database):
     """A meter value whose batch fails must not stay in memory: the next one is compared with
     what the database holds, not with the lost one."""
     service = TransactionService(db, Grant(), clock=ticking())
-    start = await service.handle_start(
-        StartTransactionRequest(
-            charger_id="CP",
-            evse=EVSE,
-            id_token=IdToken(value="TAG"),
-            meter_start_wh=0,
-            started_at=T0,
-        )
-    )
+    start = await started(service, meter_start_wh=0)
     ref = start.transaction_ref
     await service.handle_meter_values(meter_values(ref, energy(1, 100)))
     broken = MeterReading(
