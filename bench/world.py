@@ -199,17 +199,24 @@ async def drain_outbox(running: procs.Bridge, limit_s: float, *, quiet_s: float 
     return False
 
 
-async def locations_received(emsp: procs.Emsp, expected: int, limit_s: float) -> None:
-    """Wait until the eMSP simulator holds ``expected`` Locations (the outbox alone may look
-    empty before the bridge has queued them all)."""
+async def objects_held(emsp: procs.Emsp, module: str, expected: int, limit_s: float) -> bool:
+    """Wait until the eMSP simulator holds ``expected`` objects of ``module`` (True), or
+    ``limit_s`` seconds passed (False): the outbox alone may look empty before the bridge has
+    queued them all."""
     deadline = time.monotonic() + limit_s
     async with httpx.AsyncClient(timeout=30) as client:
         while time.monotonic() < deadline:
             state = (await client.get(f"{emsp.url}/_sim/state")).json()
-            if int(state.get("counts", {}).get("locations", 0)) >= expected:
-                return
-            await asyncio.sleep(1.0)
-    raise RuntimeError(f"the eMSP simulator did not receive {expected} Locations in {limit_s}s")
+            if int(state.get("counts", {}).get(module, 0)) >= expected:
+                return True
+            await asyncio.sleep(0.5)
+    return False
+
+
+async def locations_received(emsp: procs.Emsp, expected: int, limit_s: float) -> None:
+    """Wait until the eMSP simulator holds ``expected`` Locations."""
+    if not await objects_held(emsp, "locations", expected, limit_s):
+        raise RuntimeError(f"the eMSP simulator did not receive {expected} Locations in {limit_s}s")
 
 
 async def received(emsp: procs.Emsp, module: str) -> list[dict[str, Any]]:

@@ -128,6 +128,8 @@ async def run_once(
         before = bridge.sample()
         first_start = time.time()
         stops = await run_sessions(connected, uids, tokens, time.monotonic() + duration)
+        # A CDR is queued once its session's end is projected: the outbox may be empty before.
+        await world.objects_held(emsp, "cdrs", len(stops), 120)
         drained = await world.drain_outbox(bridge, 120)
         after = bridge.sample()
         posts = await world.received(emsp, "cdrs")
