@@ -61,7 +61,6 @@ UNPLACED = EvseRef(ocpp_evse_id=0, connector_id=0)
 _RUNNING_LIMIT = 100_000
 """Running transactions kept in memory at most (the oldest is forgotten beyond: read again)."""
 
-_TX_KEY = ("id",)
 _TX_PROGRESS = (
     "meter_start_wh",
     "last_meter_wh",
