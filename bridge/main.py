@@ -76,7 +76,7 @@ class BridgeApp:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.db = Database(settings.database_url)
+        self.db = Database(settings.database_url, pool_size=settings.database_pool_size)
         self.ocpi_client = OcpiClient(timeout_s=settings.ocpi_timeout)
         self.partners = PartnerService(PartnerStore(self.db), self.ocpi_client, self.identity)
         self.location_reader = LocationReader(self.db)

@@ -23,6 +23,13 @@ class Settings(BaseSettings):
     )
 
     database_url: str = "sqlite+aiosqlite:///./var/ocpi-bridge.db"
+    database_pool_size: int = Field(
+        default=20,
+        ge=1,
+        le=1000,
+        description="database connections kept open for concurrent requests (file or server "
+        "database)",
+    )
     host: str = "127.0.0.1"
     ocpp_port: int = Field(default=9000, ge=0, le=65535)
     http_port: int = Field(default=8000, ge=0, le=65535)

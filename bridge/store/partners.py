@@ -4,10 +4,15 @@ compare-and-set on the token the caller authenticated with.
 
 Every write bumps a generation counter (``ocpi_partner_generation``) in the same transaction,
 whichever process makes it (the server, the CLI): a cache of what the partner rows said (the
-token -> partner lookup of every OCPI request) is valid exactly as long as the generation it was
-read at is the current one. ``generation()`` reads it cheaply where it can (a file SQLite
-database, through a plain ``sqlite3`` connection: no thread hop), else answers None (no
-caching).
+token -> partner lookup of every OCPI request) is valid as long as the generation it was read
+at is the current one. ``generation()`` reads it where that is cheap (a file SQLite database,
+through a plain ``sqlite3`` connection: no thread hop), else answers None (no caching).
+
+It does not read the counter on every call: a write through this store makes the next call read
+it (so a change made by this process is seen at once), and otherwise the value read is used for
+at most ``recheck_s`` (default half a second), the longest a change made by another process (the
+CLI) can go unseen. A read per OCPI request was measured at a sixth of a saturated core: each
+one gives up the GIL, and the event loop then waits behind the database threads for it.
 
 A registration that completes also stores the names of the steps to run after it (queue every
 Location for the new partner, ...): ``ocpi_partner_follow_ups`` rows, deleted when a step is
@@ -19,7 +24,9 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 from urllib.request import pathname2url
@@ -39,7 +46,7 @@ from sqlalchemy import (
     or_,
     update,
 )
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel, col, select
@@ -48,7 +55,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bridge.ocpi.models import CredentialsRole, Endpoint
 from bridge.partners import ExpectedRole, FollowUp, Initiator, Partner, PartnerStatus
 from bridge.store.tables import PartnerPartyRow, PartnerRow
-from csms.store.database import Database
+from csms.store.database import Database, UnitOfWork, sqlite_file
 from csms.store.types import UtcDateTime
 
 log = logging.getLogger(__name__)
@@ -89,6 +96,8 @@ class FollowUpRow(SQLModel, table=True):
 
 
 _ERROR_MAX = 2000  # characters of a follow-up's last_error kept
+RECHECK_S = 0.5
+"""Seconds a generation read is used before it is read again (see the module docstring)."""
 
 
 class PartnerConflict(Exception):
@@ -142,23 +151,39 @@ class GenerationCache(Generic[K, V]):
 
 
 class PartnerStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        recheck_s: float = RECHECK_S,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.db = db
-        self._generation_path = _sqlite_file(db.url)
+        self._generation_path = sqlite_file(db.url)
         self._generation_reader: sqlite3.Connection | None = None
+        self._recheck_s = recheck_s
+        self._monotonic = monotonic
+        self._generation_read: tuple[float, int] | None = None  # (when, value)
         self._partners: GenerationCache[int, Partner] = GenerationCache(self.generation)
 
     # --- generation ----------------------------------------------------------------------
 
     def generation(self) -> int | None:
-        """The partners' generation now, or None when it cannot be read cheaply (not a file
+        """The partners' generation, or None when it cannot be read cheaply (not a file
         SQLite database, the counter missing, SQLite busy): then nothing may be cached.
 
-        A plain ``sqlite3`` connection in autocommit mode on the event loop's thread: each
-        read is a fresh read transaction on the WAL, which never waits for a writer (busy ->
-        None, immediately)."""
+        Read again after a write through this store, or when the value read is
+        ``recheck_s`` old. A plain ``sqlite3`` connection in autocommit mode on the event
+        loop's thread: each read is a fresh read transaction on the WAL, which never waits
+        for a writer (busy -> None, immediately)."""
         if self._generation_path is None:
             return None
+        now = self._monotonic()
+        if self._generation_read is not None:
+            read_at, value = self._generation_read
+            if 0 <= now - read_at < self._recheck_s:
+                return value
+        self._generation_read = None
         try:
             if self._generation_reader is None:
                 self._generation_reader = sqlite3.connect(
@@ -173,10 +198,30 @@ class PartnerStore:
             log.debug("partner generation not readable: %s", exc)
             self.close()
             return None
-        return int(rows[0][0]) if rows else None
+        if not rows:
+            return None
+        value = int(rows[0][0])
+        self._generation_read = (now, value)
+        return value
+
+    def recheck(self) -> None:
+        """Read the generation again at the next ``generation()`` (after a change this process
+        made, or one it was told of)."""
+        self._generation_read = None
+
+    @asynccontextmanager
+    async def _changing(self) -> AsyncIterator[UnitOfWork]:
+        """A transaction that writes partner rows (and bumps the generation): whatever its
+        outcome, the next ``generation()`` reads the counter again."""
+        try:
+            async with self.db.transaction() as uow:
+                yield uow
+        finally:
+            self.recheck()
 
     def close(self) -> None:
         """Close the generation reader (opened again when needed) and forget the cache."""
+        self._generation_read = None
         self._partners.clear()
         reader, self._generation_reader = self._generation_reader, None
         if reader is not None:
@@ -290,7 +335,7 @@ class PartnerStore:
             row.expected_role = expected.role
             row.expected_country_code = expected.country_code.upper()
             row.expected_party_id = expected.party_id.upper()
-        async with self.db.transaction() as uow:
+        async with self._changing() as uow:
             uow.session.add(row)
             await uow.session.flush()
             await _bump(await uow.session.connection())
@@ -318,7 +363,7 @@ class PartnerStore:
         is held by another partner. ``follow_ups`` are the steps to run now that it is
         registered, stored in the same transaction (due at ``follow_up_at``, default ``now``,
         for anyone but the caller, who runs them at once)."""
-        async with self.db.transaction() as uow:
+        async with self._changing() as uow:
             connection = await uow.session.connection()
             # The condition is part of the UPDATE: atomic even against another process.
             result = await connection.execute(
@@ -382,7 +427,7 @@ class PartnerStore:
     async def begin_rotation(self, partner_id: int, token: str) -> bool:
         """Accept ``token`` besides the current one while we rotate; only for a registered
         partner."""
-        async with self.db.transaction() as uow:
+        async with self._changing() as uow:
             connection = await uow.session.connection()
             result = await connection.execute(
                 update(PartnerRow)
@@ -397,7 +442,7 @@ class PartnerStore:
 
     async def abort_rotation(self, partner_id: int, token: str) -> None:
         """Stop accepting ``token`` (the partner refused the rotation that introduced it)."""
-        async with self.db.transaction() as uow:
+        async with self._changing() as uow:
             connection = await uow.session.connection()
             await connection.execute(
                 update(PartnerRow)
@@ -415,7 +460,7 @@ class PartnerStore:
         """Invalidate every token of the partner and free its parties; the row stays as
         history. With ``authenticated_with``, only if that token is still accepted (else
         ``PartnerChanged``)."""
-        async with self.db.transaction() as uow:
+        async with self._changing() as uow:
             connection = await uow.session.connection()
             conditions = [
                 col(PartnerRow.id) == partner_id,
@@ -450,7 +495,7 @@ class PartnerStore:
 
     async def delete(self, partner_id: int) -> None:
         """Forget a partner whose registration never completed."""
-        async with self.db.transaction() as uow:
+        async with self._changing() as uow:
             row = await uow.session.get(PartnerRow, partner_id)
             if row is not None:
                 await uow.session.delete(row)
@@ -518,19 +563,6 @@ async def _bump(connection: AsyncConnection) -> None:
     )
     if result.rowcount != 1:
         await connection.execute(insert(table).values(id=1, generation=1))
-
-
-def _sqlite_file(url: str) -> str | None:
-    """The file of a SQLite database URL; None for anything else (memory, PostgreSQL)."""
-    parsed = make_url(url)
-    if not parsed.drivername.startswith("sqlite"):
-        return None
-    database = parsed.database
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    if parsed.query.get("mode") == "memory":
-        return None
-    return database
 
 
 def _follow_up(row: FollowUpRow) -> FollowUp:

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Insert, Update, bindparam, event, insert, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -184,6 +185,23 @@ class _Batch:
     """Why the batch must be rolled back instead of committed."""
 
 
+DEFAULT_POOL_SIZE = 20
+"""Connections a file or server database keeps open (SQLAlchemy's default is 5)."""
+
+
+def sqlite_file(url: str) -> str | None:
+    """The file of a SQLite database URL; None for anything else (memory, PostgreSQL)."""
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite"):
+        return None
+    database = parsed.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    if parsed.query.get("mode") == "memory":
+        return None
+    return database
+
+
 class Database:
     """SQLite by default (WAL, one writer at a time in this process, group commit);
     PostgreSQL when configured (a transaction of its own per unit of work)."""
@@ -196,6 +214,7 @@ class Database:
         max_batch: int = 100,
         max_batch_s: float = 0.02,
         one_hop: bool = True,
+        pool_size: int = DEFAULT_POOL_SIZE,
     ) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
@@ -205,6 +224,10 @@ class Database:
             kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
         elif self.is_sqlite and one_hop:
             kwargs = {"async_creator": self._connect_sqlite}
+        if not self.is_sqlite or sqlite_file(url) is not None:
+            # Connections kept open for as many concurrent readers as the HTTP server
+            # usually has (beyond it, overflow connections are opened and closed per use).
+            kwargs["pool_size"] = pool_size
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
