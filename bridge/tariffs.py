@@ -30,10 +30,17 @@ from bridge.partners import Partner
 from bridge.push.outbox import FullObject, PushRequest
 from bridge.store.database import Database
 from bridge.store.outbox import enqueue
-from bridge.store.pagination import fetch_page
+from bridge.store.pagination import DocumentPages
 from bridge.store.tables import TariffRow
 
 log = logging.getLogger(__name__)
+
+_TARIFFS = DocumentPages(
+    col(TariffRow.document),
+    where=[],
+    last_updated=col(TariffRow.last_updated),
+    key=col(TariffRow.key),
+)
 
 FALLBACK_PREFIX = "tariffs"
 _SET_BY_BRIDGE = ("country_code", "party_id", "last_updated")
@@ -204,18 +211,9 @@ class TariffService:
     async def page(
         self, *, offset: int, limit: int, date_from: datetime | None, date_to: datetime | None
     ) -> tuple[list[str], int]:
-        async with self._db.read() as session:
-            rows, total = await fetch_page(
-                session,
-                select(TariffRow.document),
-                last_updated=col(TariffRow.last_updated),
-                key=col(TariffRow.key),
-                offset=offset,
-                limit=limit,
-                date_from=date_from,
-                date_to=date_to,
-            )
-        return list(rows), total
+        return await _TARIFFS.page(
+            self._db, offset=offset, limit=limit, date_from=date_from, date_to=date_to
+        )
 
     async def all_tariffs(self) -> list[Tariff]:
         async with self._db.read() as session:

@@ -16,7 +16,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bridge.ocpi.locations import Location
-from bridge.store.pagination import fetch_page
+from bridge.store.pagination import DocumentPages
 from bridge.store.tables import (
     ChargerLinkRow,
     ConnectorStateRow,
@@ -255,6 +255,14 @@ async def save_offset(session: AsyncSession, name: str, offset: int) -> None:
 # --- Sender reads ---------------------------------------------------------------------------
 
 
+_PUBLISHED = DocumentPages(
+    col(LocationRow.document),
+    where=[col(LocationRow.publish).is_(True)],
+    last_updated=col(LocationRow.last_updated),
+    key=col(LocationRow.key),
+)
+
+
 class LocationReader:
     """The published Locations as stored OCPI JSON."""
 
@@ -269,19 +277,9 @@ class LocationReader:
         date_from: datetime | None,
         date_to: datetime | None,
     ) -> tuple[list[str], int]:
-        async with self._db.read() as session:
-            stmt = select(LocationRow.document).where(col(LocationRow.publish).is_(True))
-            rows, total = await fetch_page(
-                session,
-                stmt,
-                last_updated=col(LocationRow.last_updated),
-                key=col(LocationRow.key),
-                offset=offset,
-                limit=limit,
-                date_from=date_from,
-                date_to=date_to,
-            )
-        return list(rows), total
+        return await _PUBLISHED.page(
+            self._db, offset=offset, limit=limit, date_from=date_from, date_to=date_to
+        )
 
     async def bindings_of(self, location_id: str) -> list[Binding]:
         """The live EVSEs of a Location: which charger and OCPP EVSE each one is."""

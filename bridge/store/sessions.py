@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime
 
+from sqlalchemy import bindparam
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bridge.store.pagination import fetch_page
+from bridge.store.pagination import DocumentPages
 from bridge.store.tables import CdrRow, SessionRow
 from csms.store.database import Database
 
@@ -61,6 +62,24 @@ async def running_session_at(
     return (await session.exec(stmt)).first()
 
 
+_SESSIONS = DocumentPages(
+    col(SessionRow.document),
+    # A session is published once it has a document (ix_ocpi_sessions_partner_order).
+    where=[
+        col(SessionRow.partner_id) == bindparam("partner_id"),
+        col(SessionRow.document).is_not(None),
+    ],
+    last_updated=col(SessionRow.last_updated),
+    key=col(SessionRow.id),
+)
+_CDRS = DocumentPages(
+    col(CdrRow.document),
+    where=[col(CdrRow.partner_id) == bindparam("partner_id")],
+    last_updated=col(CdrRow.last_updated),
+    key=col(CdrRow.id),
+)
+
+
 class SessionReader:
     """Sessions and CDRs as stored OCPI JSON, for the Sender interfaces and operators."""
 
@@ -76,21 +95,14 @@ class SessionReader:
         date_from: datetime | None,
         date_to: datetime | None,
     ) -> tuple[list[str], int]:
-        async with self._db.read() as session:
-            stmt = select(col(SessionRow.document)).where(
-                SessionRow.partner_id == partner_id, col(SessionRow.document).is_not(None)
-            )
-            rows, total = await fetch_page(
-                session,
-                stmt,
-                last_updated=col(SessionRow.last_updated),
-                key=col(SessionRow.id),
-                offset=offset,
-                limit=limit,
-                date_from=date_from,
-                date_to=date_to,
-            )
-        return [row for row in rows if row is not None], total
+        return await _SESSIONS.page(
+            self._db,
+            offset=offset,
+            limit=limit,
+            date_from=date_from,
+            date_to=date_to,
+            partner_id=partner_id,
+        )
 
     async def cdrs_page(
         self,
@@ -101,19 +113,14 @@ class SessionReader:
         date_from: datetime | None,
         date_to: datetime | None,
     ) -> tuple[list[str], int]:
-        async with self._db.read() as session:
-            stmt = select(CdrRow.document).where(CdrRow.partner_id == partner_id)
-            rows, total = await fetch_page(
-                session,
-                stmt,
-                last_updated=col(CdrRow.last_updated),
-                key=col(CdrRow.id),
-                offset=offset,
-                limit=limit,
-                date_from=date_from,
-                date_to=date_to,
-            )
-        return list(rows), total
+        return await _CDRS.page(
+            self._db,
+            offset=offset,
+            limit=limit,
+            date_from=date_from,
+            date_to=date_to,
+            partner_id=partner_id,
+        )
 
     async def session(self, session_id: str) -> SessionRow | None:
         async with self._db.read() as session:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, ForeignKey, Index, Integer, Text, UniqueConstraint
+from sqlalchemy import Column, ForeignKey, Index, Integer, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from csms.store.types import UtcDateTime
@@ -198,7 +198,16 @@ class SessionRow(SQLModel, table=True):
     __tablename__ = "ocpi_sessions"
     __table_args__ = (
         UniqueConstraint("charger_id", "transaction_ref"),
-        Index("ix_ocpi_sessions_partner_order", "partner_id", "last_updated", "id"),
+        # The pages of GET /sessions: only the published ones (with a document), so that the
+        # page's total is counted on the index alone, without reading the rows.
+        Index(
+            "ix_ocpi_sessions_partner_order",
+            "partner_id",
+            "last_updated",
+            "id",
+            sqlite_where=text("document IS NOT NULL"),
+            postgresql_where=text("document IS NOT NULL"),
+        ),
         # The sweep of sessions still waiting for their transaction (PENDING, RESERVATION).
         Index("ix_ocpi_sessions_waiting", "status", "transaction_ref"),
     )

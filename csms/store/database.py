@@ -57,6 +57,7 @@ from csms.store import (
     sqlite_driver,
     tables,  # noqa: F401  (registers the tables on SQLModel.metadata)
 )
+from csms.store.prepared import PreparedSelect, SharedReaders
 from csms.store.tables import EventRow
 
 log = logging.getLogger(__name__)
@@ -187,6 +188,8 @@ class _Batch:
 
 DEFAULT_POOL_SIZE = 20
 """Connections a file or server database keeps open (SQLAlchemy's default is 5)."""
+DEFAULT_SHARED_READERS = 2
+"""Connections the prepared reads of a SQLite file share (``Database.fetch``)."""
 
 
 def sqlite_file(url: str) -> str | None:
@@ -215,6 +218,7 @@ class Database:
         max_batch_s: float = 0.02,
         one_hop: bool = True,
         pool_size: int = DEFAULT_POOL_SIZE,
+        shared_readers: int = DEFAULT_SHARED_READERS,
     ) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
@@ -229,6 +233,12 @@ class Database:
             # usually has (beyond it, overflow connections are opened and closed per use).
             kwargs["pool_size"] = pool_size
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        # Prepared reads (``fetch``) of a file database share a few connections of their own.
+        self._readers = (
+            SharedReaders(self._connect_sqlite, shared_readers)
+            if self.is_sqlite and one_hop and sqlite_file(url) is not None
+            else None
+        )
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self._sessions = async_sessionmaker(
@@ -324,9 +334,23 @@ class Database:
         async with self._sessions() as session:
             yield session
 
+    async def fetch(self, query: PreparedSelect, **values: Any) -> list[tuple[Any, ...]]:
+        """The rows of a prepared read-only SELECT for the parameter ``values`` (see
+        ``csms.store.prepared``): without the ORM, on a shared read connection of a SQLite
+        file; through a session elsewhere."""
+        if self._readers is None:
+            async with self.read() as session:
+                connection = await session.connection()
+                return [tuple(row) for row in await connection.execute(query.statement, values)]
+        compiled = query.compiled(self.engine.dialect)
+        rows = await self._readers.fetch(compiled.sql, compiled.parameters(values))
+        return compiled.rows(rows)
+
     async def dispose(self) -> None:
         while self._finishing:
             await asyncio.gather(*self._finishing, return_exceptions=True)
+        if self._readers is not None:
+            await self._readers.close()
         await self.engine.dispose()
 
     # --- group commit --------------------------------------------------------------------

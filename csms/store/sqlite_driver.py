@@ -56,6 +56,18 @@ class OneHopConnection(aiosqlite.Connection):
     def cursor(self) -> OneHopCursor:  # type: ignore[override]
         return OneHopCursor(self)
 
+    async def fetch(self, sql: str, parameters: Sequence[Any]) -> list[Any]:
+        """The rows of one statement run on its own, outside any transaction control: one
+        round trip. Calls may overlap: each one is a single call on the connection's thread."""
+        result: tuple[_Description, list[Any], int, int | None] = await self._execute(
+            self._run, sql, parameters, False
+        )
+        return result[1]
+
+    def usable(self) -> bool:
+        """Whether the connection is open and its thread running."""
+        return self._connection is not None and self._running
+
     async def commit(self) -> None:
         # What was deferred changes nothing a COMMIT or ROLLBACK keeps: an empty transaction
         # begun, savepoints set or released.
