@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from bench import drive, procs, world
+from bench import drive, procs, rawhttp, world
 from bench.loadgen import Charger, Fleet, close_all, connect_all
 from bench.scenarios.base import Summary, bounded, choose
 from bench.scenarios.cdrs import run_sessions, token_uid
@@ -88,38 +88,49 @@ async def _make_sessions(
 async def _read(
     base: str, token: str, module: str, duration: float, concurrency: int, seed: int
 ) -> dict[str, Any]:
-    """Random pages of ``module`` for ``duration`` seconds with ``concurrency`` workers."""
-    url = f"{base}/ocpi/2.2.1/{module}"
+    """Random pages of ``module`` for ``duration`` seconds with ``concurrency`` workers, each on
+    a keep-alive connection of its own (``bench.rawhttp``: httpx would saturate the load
+    generator's core first)."""
+    path = f"/ocpi/2.2.1/{module}"
     since = {"date_from": "2020-01-01T00:00:00Z"} if module == "sessions" else {}
     headers = world.ocpi_headers(token)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     latencies: list[float] = []
     errors = 0
-    items = 0
-    async with httpx.AsyncClient(timeout=30, limits=limits, headers=headers) as client:
-        first = await client.get(url, params=since)
+    async with httpx.AsyncClient(timeout=30, headers=headers) as client:
+        first = await client.get(base + path, params=since)
         first.raise_for_status()
-        total = int(first.headers.get("X-Total-Count", "0"))
-        page = int(first.headers.get("X-Limit", "100"))
-        rng = random.Random(seed)
-        end = time.monotonic() + duration
+    total = int(first.headers.get("X-Total-Count", "0"))
+    page = int(first.headers.get("X-Limit", "100"))
+    rng = random.Random(seed)
+    connections = [rawhttp.Connection(base, headers) for _ in range(concurrency)]
+    # Every page the workers may ask for, built once.
+    requests = [
+        connections[0].request(path, {**since, "offset": offset, "limit": page})
+        for offset in range(0, max(1, total), page)
+    ]
+    end = time.monotonic() + duration
 
-        async def worker() -> None:
-            nonlocal errors, items
-            while time.monotonic() < end:
-                offset = rng.randrange(0, max(1, total), page) if total else 0
-                started = time.perf_counter()
-                answer = await client.get(url, params={**since, "offset": offset, "limit": page})
-                latencies.append(time.perf_counter() - started)
-                body = answer.content
-                if answer.status_code != 200 or b'"status_code":1000' not in body:
-                    errors += 1
-                else:
-                    items += body.count(b'"last_updated"')
+    async def worker(connection: rawhttp.Connection) -> None:
+        nonlocal errors
+        while time.monotonic() < end:
+            request = rng.choice(requests)
+            started = time.perf_counter()
+            try:
+                answer = await asyncio.wait_for(connection.get(request), 30)
+            except (OSError, TimeoutError, rawhttp.HttpError):
+                errors += 1
+                await connection.close()
+                continue
+            latencies.append(time.perf_counter() - started)
+            if answer.status != 200 or b'"status_code":1000' not in answer.body:
+                errors += 1
 
-        begin = time.monotonic()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.monotonic() - begin
+    begin = time.monotonic()
+    try:
+        await asyncio.gather(*(worker(connection) for connection in connections))
+    finally:
+        await asyncio.gather(*(connection.close() for connection in connections))
+    elapsed = time.monotonic() - begin
     return {
         "total": total,
         "page_size": page,
