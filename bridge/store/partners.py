@@ -183,7 +183,6 @@ class PartnerStore:
             read_at, value = self._generation_read
             if 0 <= now - read_at < self._recheck_s:
                 return value
-        self._generation_read = None
         try:
             if self._generation_reader is None:
                 self._generation_reader = sqlite3.connect(

@@ -126,19 +126,22 @@ class SharedReaders:
     async def fetch(self, sql: str, parameters: tuple[Any, ...]) -> list[Any]:
         """The rows of one statement. A connection found closed (its thread stopped) is
         replaced and the statement run once more on another: a read changes nothing."""
-        for attempt in (1, 2):
-            connections = self._connections
-            if len(connections) < self._count:
-                connections = await self._open()
-            connection = connections[next(self._turns) % len(connections)]
-            try:
-                return await connection.fetch(sql, parameters)
-            except (ValueError, sqlite3.ProgrammingError):  # closed connection or thread
-                if attempt == 2 or connection.usable():
-                    raise
-                log.warning("a shared read connection was closed; opening another")
-                self._drop(connection)
-        raise AssertionError("unreachable")
+        connection = await self._next()
+        try:
+            return await connection.fetch(sql, parameters)
+        except (ValueError, sqlite3.ProgrammingError):  # closed connection or thread
+            if connection.usable():
+                raise
+            log.warning("a shared read connection was closed; opening another")
+            self._drop(connection)
+        return await (await self._next()).fetch(sql, parameters)
+
+    async def _next(self) -> sqlite_driver.OneHopConnection:
+        """The connection whose turn it is (opening the missing ones first)."""
+        connections = self._connections
+        if len(connections) < self._count:
+            connections = await self._open()
+        return connections[next(self._turns) % len(connections)]
 
     def _drop(self, connection: sqlite_driver.OneHopConnection) -> None:
         if connection in self._connections:
