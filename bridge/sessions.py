@@ -37,6 +37,8 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import inspect
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -56,7 +58,8 @@ from bridge.store.outbox import enqueue
 from bridge.store.sessions import (
     running_session_at,
     session_of_transaction,
-    sessions_of_transactions,
+    sessions_by_ids,
+    store_timelines,
 )
 from bridge.store.tables import (
     AuthorizationRow,
@@ -89,6 +92,11 @@ FALLBACK_PREFIX = "sessions"
 _NAMESPACE = uuid.UUID("5b0e7c9e-64a4-4c51-9e52-0b1d9a1f3c21")
 
 TariffLookup = Callable[[AsyncSession, Sequence[str]], Awaitable[list[Tariff]]]
+
+
+TIMELINES_KEPT = 1000
+"""Running sessions whose decoded timeline the projection keeps between batches (a few
+hundred kB each for a day-long session with a meter value a minute; a typical one far less)."""
 
 
 def session_id_of(charger_id: str, transaction_ref: str) -> str:
@@ -143,22 +151,24 @@ class SessionService:
         self._tariffs = tariffs
         self._policy = policy
         self._clock = clock
+        self._timelines = _Timelines(TIMELINES_KEPT)
+        self._session_ids = _SessionIds(TIMELINES_KEPT)
 
     # --- projection ----------------------------------------------------------------------
 
     async def project(self, session: AsyncSession, events: Sequence[DomainEvent]) -> int:
         """Apply transaction events in the projector's transaction; outbox rows enqueued."""
         requests: list[PushRequest] = []
-        batch = _Batch(session)
+        batch = _Batch(session, self._timelines, self._session_ids)
         await batch.load(events)
         for event in events:
             match event:
                 case TransactionStarted():
-                    batch.write_back()
+                    await batch.write_back()
                     await self._started(session, event, requests)
                     batch.forget(event.charger_id, event.transaction_ref)
                 case TransactionAuthorized():
-                    batch.write_back()
+                    await batch.write_back()
                     await self._authorized(session, event, requests)
                     batch.forget(event.charger_id, event.transaction_ref)  # merged, maybe
                 case ChargingStateChanged():
@@ -169,14 +179,14 @@ class SessionService:
                             session, batch, row, event, requests, state=state, evse=event.evse
                         )
                 case ReservationStatusChanged():
-                    batch.write_back()
+                    await batch.write_back()
                     await self._reservation_status(session, event, requests)
                 case ConnectorStatusChanged():
                     if (
                         event.previous_status is ConnectorStatus.RESERVED
                         and event.status is ConnectorStatus.AVAILABLE
                     ):
-                        batch.write_back()
+                        await batch.write_back()
                         await self._reservation_released(session, event, requests)
                     shown = mapping.state_of_status(event.status)
                     if shown is not None and event.evse.ocpp_evse_id:
@@ -199,12 +209,13 @@ class SessionService:
                             evse=event.evse,
                         )
                 case TransactionEnded():
-                    batch.write_back()
+                    await batch.write_back()
                     await self._ended(session, event, requests)
                 case _:
                     pass
-        batch.write_back()
+        await batch.write_back()
         await enqueue(session, requests, now=self._clock(), coalesce=False)
+        batch.keep()
         return len(requests)
 
     async def _started(
@@ -295,10 +306,11 @@ class SessionService:
         if not changed:
             return
         batch.changed(row)
-        session.add(row)
+        if row not in session:
+            session.add(row)
         if row.status == SessionStatus.PENDING.value:
             if evse is not None:
-                batch.write_back()  # _activate reads row.usage
+                await batch.write_back()  # _activate reads row.usage
                 await self._place(session, row, evse, quiet=True)
                 await self._activate(session, row, requests)
             return
@@ -525,7 +537,7 @@ class SessionService:
                 usage.change_state(changed_at, state)
         for point in inner.meter:
             usage.add_point(*point)
-        usage.signed.extend(inner.signed)
+        usage.add_signed(inner.signed)
         waiting.usage = usage.to_json()
         session.add(waiting)
         return waiting
@@ -701,7 +713,7 @@ class SessionService:
                 sample.current_a,
             )
             added = True
-        usage.signed.extend(signed)
+        usage.add_signed(signed)
         return added or bool(signed)
 
     async def _take_authorization(
@@ -966,16 +978,71 @@ class SessionService:
 # --- one batch of projected events ----------------------------------------------------------
 
 
+class _Timelines:
+    """Decoded timelines of running sessions kept from one ``project`` call to the next (a
+    running session's timeline is decoded from its row at every batch otherwise), each with
+    the ``row.usage`` text it is the timeline of: a timeline is used again only if the row
+    read in the next batch still holds that very text (so a batch whose transaction failed,
+    or a write by another step, only costs a decode). A batch takes its timelines out and
+    gives them back only when it finished; at most ``limit``, the least recently used
+    dropped first."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._kept: dict[str, tuple[str, mapping.Usage]] = {}
+
+    def take(self, session_id: str, text: str) -> mapping.Usage | None:
+        kept = self._kept.pop(session_id, None)
+        if kept is None or kept[0] != text:
+            return None
+        return kept[1]
+
+    def give_back(self, session_id: str, text: str, usage: mapping.Usage) -> None:
+        self._kept.pop(session_id, None)
+        self._kept[session_id] = (text, usage)
+        if len(self._kept) > self._limit:
+            del self._kept[next(iter(self._kept))]
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+
+class _SessionIds:
+    """The session id of transactions whose session is not ``session_id_of`` theirs (a
+    session an eMSP's command or a reservation made first, which the transaction took over),
+    as last seen; at most ``limit``, the oldest dropped first. A wrong or missing entry only
+    costs a lookup by transaction."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._ids: dict[tuple[str, str], str] = {}
+
+    def guess(self, key: tuple[str, str]) -> str:
+        return self._ids.get(key) or session_id_of(*key)
+
+    def learn(self, key: tuple[str, str], session_id: str) -> None:
+        self._ids.pop(key, None)
+        if session_id == session_id_of(*key):
+            return
+        self._ids[key] = session_id
+        if len(self._ids) > self._limit:
+            del self._ids[next(iter(self._ids))]
+
+
 class _Batch:
     """What one ``project`` call keeps from event to event, for the meter values and charging
     states (most of the events): the sessions of the transactions they name, loaded with one
     query (a transaction missing there is looked up again: ``forget`` drops a transaction
-    whose session may have changed), and the sessions' timelines, decoded once and encoded
-    once (``write_back``: at the end of the batch, and before any other step, which reads
-    ``row.usage`` itself)."""
+    whose session may have changed), and the sessions' timelines, decoded once (or taken from
+    the ``_Timelines`` of earlier batches) and encoded once (``write_back``: at the end of the
+    batch, and before any other step, which reads ``row.usage`` itself)."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(
+        self, session: AsyncSession, timelines: _Timelines, session_ids: _SessionIds
+    ) -> None:
         self._session = session
+        self._timelines = timelines
+        self._session_ids = session_ids
         self._rows: dict[tuple[str, str], SessionRow] = {}
         self._usages: dict[str, tuple[SessionRow, str, mapping.Usage]] = {}
         """By session id: the row, the ``row.usage`` text the timeline was decoded from (or
@@ -990,7 +1057,14 @@ class _Batch:
             if isinstance(event, MeterValuesSampled | ChargingStateChanged)
             and event.transaction_ref is not None
         }
-        self._rows = await sessions_of_transactions(self._session, keys)
+        # By id (the primary key), not by transaction: two IN lists (charger ids, transaction
+        # references) would make SQLite probe every pair of them.
+        guesses = {self._session_ids.guess(key): key for key in keys}
+        self._rows = {}
+        for row in await sessions_by_ids(self._session, guesses):
+            key = guesses[row.id]
+            if (row.charger_id, row.transaction_ref) == key:
+                self._rows[key] = row
 
     async def row_of(self, charger_id: str, transaction_ref: str) -> SessionRow | None:
         key = (charger_id, transaction_ref)
@@ -999,6 +1073,7 @@ class _Batch:
             row = await session_of_transaction(self._session, charger_id, transaction_ref)
             if row is not None:
                 self._rows[key] = row
+                self._session_ids.learn(key, row.id)
         return row
 
     def forget(self, charger_id: str, transaction_ref: str) -> None:
@@ -1014,20 +1089,38 @@ class _Batch:
             and (row.id in self._changed or row.usage is known[1])
         ):
             return known[2]
-        usage = mapping.Usage.from_json(row.usage)
+        usage = self._timelines.take(row.id, row.usage) or mapping.Usage.from_json(row.usage)
         self._usages[row.id] = (row, row.usage, usage)
         return usage
 
     def changed(self, row: SessionRow) -> None:
         self._changed[row.id] = row
 
-    def write_back(self) -> None:
-        """Encode the changed timelines into their rows (``row.usage``)."""
+    async def write_back(self) -> None:
+        """Encode the changed timelines into their rows (``row.usage``). The rows already in
+        the database are written at once, with one UPDATE of that column for all of them (the
+        ORM's flush of each row costs more than the rest of a meter value's projection); the
+        ORM then holds the text as the row's stored value."""
+        stored: list[tuple[SessionRow, str]] = []
         for session_id, row in self._changed.items():
             usage = self._usages[session_id][2]
-            row.usage = usage.to_json()
-            self._usages[session_id] = (row, row.usage, usage)
+            text = usage.to_json()
+            if inspect(row).persistent:
+                stored.append((row, text))
+            else:
+                row.usage = text
+            self._usages[session_id] = (row, text, usage)
         self._changed.clear()
+        if stored:
+            await store_timelines(self._session, [(row.id, text) for row, text in stored])
+            for row, text in stored:
+                set_committed_value(row, "usage", text)
+
+    def keep(self) -> None:
+        """Give the timelines of running sessions, written back, to the next batches."""
+        for session_id, (row, text, usage) in self._usages.items():
+            if row.ended_at is None and row.usage is text and session_id not in self._changed:
+                self._timelines.give_back(session_id, text, usage)
 
 
 # --- lookups ---------------------------------------------------------------------------------

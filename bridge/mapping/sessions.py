@@ -13,12 +13,13 @@
 
 from __future__ import annotations
 
+import bisect
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from bridge.mapping.tariffs import (
@@ -187,18 +188,20 @@ class Usage:
     """The session is a reservation that ended unused when it expired (reference 3.4:
     ``RESERVATION_EXPIRES`` elements apply)."""
 
+    _meter_parts: list[str] = field(default_factory=list, init=False, repr=False, compare=False)
+    _signed_parts: list[str] = field(default_factory=list, init=False, repr=False, compare=False)
+    """``meter`` and ``signed`` entries encoded once each (a running session is stored again
+    after every meter value, and its timeline only grows): ``to_json`` joins them. They are
+    encoded again whenever their count no longer matches the list's."""
+
     def to_json(self) -> str:
-        data: dict[str, Any] = {
-            "states": [[at.isoformat(), state.value] for at, state in self.states],
-            "meter": [
-                [at.isoformat(), wh, _text(power), _text(current)]
-                for at, wh, power, current in self.meter
-            ],
-            "signed": self.signed,
-        }
-        if self.reservation_expired:
-            data["reservation_expired"] = True
-        return json.dumps(data, separators=(",", ":"))
+        states = json.dumps(
+            [[at.isoformat(), state.value] for at, state in self.states], separators=_COMPACT
+        )
+        meter = ",".join(_parts(self.meter, self._meter_parts, _meter_entry))
+        signed = ",".join(_parts(self.signed, self._signed_parts, _signed_entry))
+        expired = ',"reservation_expired":true' if self.reservation_expired else ""
+        return f'{{"states":{states},"meter":[{meter}],"signed":[{signed}]{expired}}}'
 
     @classmethod
     def from_json(cls, text: str) -> Usage:
@@ -218,18 +221,32 @@ class Usage:
 
     def change_state(self, at: datetime, state: ChargeState) -> bool:
         """Note a state change (ignored when it is the state already in force at ``at``)."""
-        before = [s for t, s in sorted(self.states, key=lambda item: item[0]) if t <= at]
+        before = [s for t, s in sorted(self.states, key=_at) if t <= at]
         if before and before[-1] is state:
             return False
         self.states.append((at, state))
-        self.states.sort(key=lambda item: item[0])
+        self.states.sort(key=_at)
         return True
 
     def add_point(
         self, at: datetime, energy_wh: int, power_w: Decimal | None, current_a: Decimal | None
     ) -> None:
-        self.meter.append((at, max(0, energy_wh), power_w, current_a))
-        self.meter.sort(key=lambda item: item[0])
+        point = (at, max(0, energy_wh), power_w, current_a)
+        if not self.meter or self.meter[-1][0] <= at:
+            self.meter.append(point)
+            if len(self._meter_parts) == len(self.meter) - 1:
+                self._meter_parts.append(_meter_entry(point))
+            return
+        # Late point (a charger sending queued values): in time order, after equal times.
+        bisect.insort_right(self.meter, point, key=_at)
+        self._meter_parts.clear()
+
+    def add_signed(self, values: Iterable[dict[str, Any]]) -> None:
+        """Append signed meter values (what the CDR's ``signed_data`` is made of)."""
+        for value in values:
+            self.signed.append(value)
+            if len(self._signed_parts) == len(self.signed) - 1:
+                self._signed_parts.append(_signed_entry(value))
 
     def energy_wh(self, until: datetime | None = None) -> int:
         """Energy at ``until`` (the latest point not after it; all points when None)."""
@@ -261,6 +278,30 @@ class Usage:
 
     def energy_since(self, start: datetime) -> int:
         return max(0, self.energy_wh() - self.energy_wh(until=start))
+
+
+_COMPACT = (",", ":")
+_E = TypeVar("_E")
+
+
+def _at(entry: tuple[datetime, Any] | tuple[datetime, Any, Any, Any]) -> datetime:
+    return entry[0]
+
+
+def _meter_entry(point: tuple[datetime, int, Decimal | None, Decimal | None]) -> str:
+    at, wh, power, current = point
+    return json.dumps([at.isoformat(), wh, _text(power), _text(current)], separators=_COMPACT)
+
+
+def _signed_entry(value: dict[str, Any]) -> str:
+    return json.dumps(value, separators=_COMPACT)
+
+
+def _parts(entries: Sequence[_E], parts: list[str], encode: Callable[[_E], str]) -> list[str]:
+    """``parts``, encoded again from ``entries`` unless it has one part per entry."""
+    if len(parts) != len(entries):
+        parts[:] = [encode(entry) for entry in entries]
+    return parts
 
 
 def _text(value: Decimal | None) -> str | None:

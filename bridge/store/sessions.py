@@ -3,10 +3,10 @@ transaction); reads for the Sender interfaces return stored OCPI JSON, scoped to
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -24,24 +24,29 @@ async def session_of_transaction(
     return (await session.exec(stmt)).first()
 
 
-async def sessions_of_transactions(
-    session: AsyncSession, keys: Collection[tuple[str, str]]
-) -> dict[tuple[str, str], SessionRow]:
-    """The sessions of several transactions, by ``(charger_id, transaction_ref)``, in one query
-    (the transactions without a session are missing)."""
-    wanted = set(keys)
-    if not wanted:
-        return {}
-    stmt = select(SessionRow).where(
-        col(SessionRow.charger_id).in_({charger_id for charger_id, _ in wanted}),
-        col(SessionRow.transaction_ref).in_({ref for _, ref in wanted}),
+async def sessions_by_ids(session: AsyncSession, ids: Collection[str]) -> list[SessionRow]:
+    """The sessions of these ids (those that exist), in one query on the primary key."""
+    if not ids:
+        return []
+    stmt = select(SessionRow).where(col(SessionRow.id).in_(ids))
+    return list((await session.exec(stmt)).all())
+
+
+_STORE_TIMELINE = (
+    update(SessionRow.__table__)  # type: ignore[attr-defined]
+    .where(SessionRow.__table__.c.id == bindparam("session_id"))  # type: ignore[attr-defined]
+    .values(usage=bindparam("timeline"))
+)
+
+
+async def store_timelines(session: AsyncSession, timelines: Sequence[tuple[str, str]]) -> None:
+    """Set the ``usage`` (timeline) of sessions by id, in the caller's transaction: one Core
+    UPDATE for all (the caller keeps its ORM objects in step)."""
+    connection = await session.connection()
+    await connection.execute(
+        _STORE_TIMELINE,
+        [{"session_id": session_id, "timeline": text} for session_id, text in timelines],
     )
-    found: dict[tuple[str, str], SessionRow] = {}
-    for row in (await session.exec(stmt)).all():
-        key = (row.charger_id, row.transaction_ref or "")
-        if key in wanted:
-            found[key] = row
-    return found
 
 
 async def running_session_at(

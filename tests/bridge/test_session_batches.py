@@ -13,15 +13,19 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
+from sqlalchemy import event
 from sqlmodel import col
 
 from bridge.identity import CpoIdentity
 from bridge.main import BridgeApp
+from bridge.mapping import sessions as mapping
 from bridge.mapping.sessions import POWER_IMPORT
 from bridge.ocpi.locations import TokenType
 from bridge.ocpi.sessions import CdrToken, SessionStatus
 from bridge.sessions import CommandSession, SessionPolicy, SessionService
 from bridge.store.outbox import OutboxRow
+from bridge.store.sessions import session_of_transaction
 from bridge.store.tables import AuthorizationRow, CdrRow, SessionRow
 from bridge.tariffs import tariffs_by_ids
 from csms.domain.events import (
@@ -298,11 +302,19 @@ def decision(
     )
 
 
+class _RolledBack(Exception):
+    pass
+
+
 async def project_in_batches(
-    app: BridgeApp, identity: CpoIdentity, batches: Sequence[Sequence[DomainEvent]]
+    app: BridgeApp,
+    identity: CpoIdentity,
+    batches: Sequence[Sequence[DomainEvent]],
+    *,
+    rolled_back: frozenset[int] = frozenset(),
 ) -> dict[str, Any]:
-    """Project ``batches`` (one transaction each) with a clock that stands still; what is
-    stored then."""
+    """Project ``batches`` (one transaction each, rolled back after projecting for the
+    indexes in ``rolled_back``) with a clock that stands still; what is stored then."""
     await app.push_worker.stop()  # the partner is made up: nothing is sent
     service = SessionService(
         identity=lambda: identity,
@@ -336,9 +348,14 @@ async def project_in_batches(
                 ocpp_connector_id=1,
             ),
         )
-    for batch in batches:
-        async with app.db.transaction() as uow:
-            await service.project(uow.session, batch)
+    for index, batch in enumerate(batches):
+        try:
+            async with app.db.transaction() as uow:
+                await service.project(uow.session, batch)
+                if index in rolled_back:
+                    raise _RolledBack
+        except _RolledBack:
+            pass
     sessions = await all_rows(app, SessionRow, order_by=col(SessionRow.id))
     cdrs = await all_rows(app, CdrRow, order_by=col(CdrRow.id))
     outbox = await all_rows(app, OutboxRow, order_by=col(OutboxRow.id))
@@ -395,3 +412,87 @@ async def test_a_batch_of_events_stores_what_one_event_per_batch_stores(tmp_path
     assert "signed-14800" in sessions["A1"]["usage"]
     assert stored["one batch"] == reference
     assert stored["batches of 4"] == reference
+
+
+async def test_timelines_kept_between_batches_follow_the_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A running session's timeline is decoded once and kept from batch to batch; a batch
+    whose transaction is rolled back after projecting (its timelines already changed in
+    memory) leaves nothing of itself: projected again, its events count once."""
+    log = events()
+    batches = [log[i : i + 3] for i in range(0, len(log), 3)]
+    decoded: list[str] = []
+    decode = mapping.Usage.from_json
+
+    def counting(text: str) -> mapping.Usage:
+        decoded.append(text)
+        return decode(text)
+
+    stored: dict[str, dict[str, Any]] = {}
+    async with AsyncExitStack() as stack:
+        for name in ("committed", "one rolled back"):
+            world = tmp_path / name.replace(" ", "-")
+            world.mkdir()
+            site = world / "site.toml"
+            site.write_text(site_text(), encoding="utf-8")
+            app = await stack.enter_async_context(running_bridge(world, site_file=str(site), **CPO))
+            if name == "committed":
+                monkeypatch.setattr(mapping.Usage, "from_json", staticmethod(counting))
+                stored[name] = await project_in_batches(app, app.identity(), batches)
+                monkeypatch.setattr(mapping.Usage, "from_json", staticmethod(decode))
+            else:
+                # Batch 5 is projected, rolled back, then projected again.
+                again = [*batches[:6], batches[5], *batches[6:]]
+                stored[name] = await project_in_batches(
+                    app, app.identity(), again, rolled_back=frozenset({5})
+                )
+    meter_values = sum(isinstance(event, MeterValuesSampled) for event in log)
+    # Far fewer decodes than meter values: the steps that read a row themselves (start,
+    # authorization, merge, end, PENDING sessions) decode; a running session's meter values
+    # in later batches use the kept timeline.
+    assert len(decoded) < meter_values / 2, (len(decoded), meter_values)
+    assert stored["one rolled back"] == stored["committed"]
+
+
+async def test_sessions_of_a_batch_are_loaded_by_id_even_when_taken_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch loads the sessions of its meter values in one query on their ids (one IN list,
+    not the pairs of two): the id derived from the transaction or, for a transaction that
+    took over the session a command made first (C1), the id learned when it was last looked
+    up by transaction. A batch of meter values of known sessions looks up none."""
+    import bridge.sessions as service_module
+
+    site = tmp_path / "site.toml"
+    site.write_text(site_text(), encoding="utf-8")
+    batches: list[list[tuple[str, str]]] = []
+    statements: list[str] = []
+    load = service_module._Batch.load
+
+    async def counting(session: Any, charger_id: str, transaction_ref: str) -> SessionRow | None:
+        batches[-1].append((charger_id, transaction_ref))
+        return await session_of_transaction(session, charger_id, transaction_ref)
+
+    async def loading(batch: Any, events: Sequence[DomainEvent]) -> None:
+        batches.append([])
+        await load(batch, events)
+
+    monkeypatch.setattr(service_module, "session_of_transaction", counting)
+    monkeypatch.setattr(service_module._Batch, "load", loading)
+    log = events()
+    later = [e for e in log if isinstance(e, MeterValuesSampled) and e.occurred_at > at(150)]
+    earlier = [e for e in log if e not in later]
+    async with running_bridge(tmp_path, site_file=str(site), **CPO) as app:
+
+        def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            if "FROM ocpi_sessions" in statement and "ocpi_sessions.id IN" in statement:
+                statements.append(statement)
+
+        event.listen(app.db.engine.sync_engine, "before_cursor_execute", seen)
+        await project_in_batches(app, app.identity(), [earlier, later[:3], later[3:]])
+    assert {e.transaction_ref for e in later[3:]} >= {"A1", "B1", "C1"}
+    assert ("CP16", "C1") in batches[0]  # taken over in the first batch
+    assert batches[-1] == []  # every session found by id, C1's included
+    assert len(statements) == 3  # one load per batch
+    assert all("transaction_ref IN" not in statement for statement in statements)

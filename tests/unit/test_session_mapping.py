@@ -3,6 +3,7 @@ vs parking states, signed data."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -102,6 +103,52 @@ def test_usage_round_trips_and_ignores_repeated_states() -> None:
     assert [at for at, *_ in again.meter] == [T0 + timedelta(minutes=5), T0 + timedelta(minutes=10)]
     assert again.energy_wh() == 3000
     assert again.energy_wh(until=T0 + timedelta(minutes=7)) == 1500
+
+
+def _encoded_at_once(usage: mapping.Usage) -> str:
+    """The timeline encoded in one go, as ``to_json`` did before it kept encoded entries."""
+    data: dict[str, object] = {
+        "states": [[at.isoformat(), state.value] for at, state in usage.states],
+        "meter": [
+            [at.isoformat(), wh, None if p is None else str(p), None if c is None else str(c)]
+            for at, wh, p, c in usage.meter
+        ],
+        "signed": usage.signed,
+    }
+    if usage.reservation_expired:
+        data["reservation_expired"] = True
+    return json.dumps(data, separators=(",", ":"))
+
+
+def test_usage_encodes_each_entry_once_and_stays_exact() -> None:
+    """A running session is stored after every meter value: the entries are encoded as they
+    are added, and the text is always what encoding the whole timeline gives, whatever the
+    order the points come in or however the lists were changed."""
+    usage = mapping.Usage()
+    usage.change_state(T0, ChargeState.CHARGING)
+    texts = []
+    for minute in range(0, 50, 5):
+        usage.add_point(T0 + timedelta(minutes=minute), minute * 100, Decimal("7000.5"), None)
+        usage.add_signed([{"nature": "Intermediate", "signed_data": f"s-{minute}", "x": "é"}])
+        texts.append(usage.to_json())
+        assert texts[-1] == _encoded_at_once(usage)
+    assert len(usage._meter_parts) == len(usage.meter) == 10
+    # A late point goes in time order (after a point of the same time), then the text is
+    # encoded again from the points.
+    usage.add_point(T0 + timedelta(minutes=12), 1250, None, Decimal(16))
+    usage.add_point(T0 + timedelta(minutes=10), 1000, None, Decimal(32))
+    assert [at.minute for at, *_ in usage.meter][:5] == [0, 5, 10, 10, 12]
+    assert usage.meter[3][3] == Decimal(32)  # after the earlier point of 10 minutes
+    assert usage.to_json() == _encoded_at_once(usage)
+    # Lists changed directly (as a timeline decoded from JSON is built) are encoded again.
+    usage.signed.append({"nature": "End", "signed_data": "last"})
+    usage.meter.append((T0 + timedelta(hours=2), 9000, None, None))
+    usage.reservation_expired = True
+    assert usage.to_json() == _encoded_at_once(usage)
+    again = mapping.Usage.from_json(usage.to_json())
+    assert again == usage
+    assert again.to_json() == usage.to_json()
+    assert json.loads(texts[0])["meter"] == [[T0.isoformat(), 0, "7000.5", None]]
 
 
 def test_a_session_that_starts_later_counts_energy_from_its_start() -> None:
