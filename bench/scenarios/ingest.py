@@ -5,7 +5,10 @@ Three phases per run, the same fleet and frames each time:
 
 * ``bridge-max``: every charger sends its next message as soon as the previous one is answered
   (one call in flight per connection, as OCPP-J allows): the bridge's throughput, its CPU
-  seconds, messages per CPU-second;
+  seconds, messages per CPU-second. A message is answered once persisted; its OCPI session is
+  updated later, by the projector. The throughput that counts is that of messages both
+  answered and projected: the events the projector applied per second in the window (one
+  per message), read from the bridge's database with the backlog at each end;
 * ``bridge-rated``: the fleet offers ``--rate`` messages per second (each charger every
   chargers/rate seconds): reply p50/p99 at that load;
 * ``ceiling-max``: the same as ``bridge-max`` against ``bench.ceiling`` (the bare ``ocpp``
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sqlite3
 import statistics
 import time
@@ -68,9 +72,11 @@ async def _phase(
     duration: float,
     interval: float,
     pid: int,
+    database: Path | None,
 ) -> dict[str, Any]:
     """Meter values from every charger for warmup + duration seconds; figures of the measured
-    window (messages answered, per second, per CPU-second of ``pid``, latency)."""
+    window (messages answered, per second, per CPU-second of ``pid``, latency; events
+    projected and the projection backlog if the bridge's ``database`` is given)."""
     stats = LoadStats(recording=False)
     for charger in chargers:
         charger.stats = stats
@@ -85,11 +91,15 @@ async def _phase(
         marks["cpu0"] = procs.sample(pid).cpu_s
         marks["threads0"] = procs.thread_cpu(pid)
         marks["t0"] = time.monotonic()
+        if database is not None:
+            marks["log0"] = await asyncio.to_thread(_event_log, database)
         await asyncio.sleep(max(0.0, end - time.monotonic()))
         stats.recording = False
         marks["cpu1"] = procs.sample(pid).cpu_s
         marks["threads1"] = procs.thread_cpu(pid)
         marks["t1"] = time.monotonic()
+        if database is not None:
+            marks["log1"] = await asyncio.to_thread(_event_log, database)
 
     async def send(index: int, charger: Charger) -> None:
         tx = transactions[charger.charger_id]
@@ -108,6 +118,15 @@ async def _phase(
     elapsed = marks["t1"] - marks["t0"]
     answered = stats.answered(METER_ACTIONS)
     cpu = marks["cpu1"] - marks["cpu0"]
+    projection: dict[str, Any] = {}
+    if database is not None:
+        (recorded0, projected0), (recorded1, projected1) = marks["log0"], marks["log1"]
+        projection = {
+            "events_recorded_per_s": round((recorded1 - recorded0) / elapsed, 1),
+            "events_projected_per_s": round((projected1 - projected0) / elapsed, 1),
+            "projection_backlog_start": recorded0 - projected0,
+            "projection_backlog_end": recorded1 - projected1,
+        }
     return {
         "messages": answered,
         "seconds": round(elapsed, 2),
@@ -116,12 +135,29 @@ async def _phase(
         "main_thread_cpu_s": round(marks["threads1"][0] - marks["threads0"][0], 2),
         "other_threads_cpu_s": round(marks["threads1"][1] - marks["threads0"][1], 2),
         "messages_per_cpu_s": round(answered / cpu, 1) if cpu else 0.0,
+        **projection,
         "load": stats.to_json(),
     }
 
 
+def _event_log(database: Path) -> tuple[int, int]:
+    """(last event recorded, last event the sessions projection applied) in the running
+    bridge's database (read-only; WAL lets it read while the bridge writes)."""
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+        recorded = db.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+        projected = db.execute(
+            'SELECT coalesce(min("offset"), 0) FROM ocpi_projector_offsets'
+        ).fetchone()[0]
+    return int(recorded), int(projected)
+
+
 async def _fleet_run(
-    base_url: str, fleet: Fleet, pid: int, args: argparse.Namespace, phases: dict[str, float]
+    base_url: str,
+    fleet: Fleet,
+    pid: int,
+    args: argparse.Namespace,
+    phases: dict[str, float],
+    database: Path | None = None,
 ) -> dict[str, Any]:
     """Connect, boot, start one transaction per charger, then run each phase (name: interval)."""
     setup = LoadStats()
@@ -147,7 +183,13 @@ async def _fleet_run(
     duration = float(choose(args.duration, args.smoke, 2.0, 20.0))
     for name, interval in phases.items():
         out[name] = await _phase(
-            ready, transactions, warmup=warmup, duration=duration, interval=interval, pid=pid
+            ready,
+            transactions,
+            warmup=warmup,
+            duration=duration,
+            interval=interval,
+            pid=pid,
+            database=database,
         )
     await close_all(connected)
     return out
@@ -178,6 +220,7 @@ async def run_once(
             bridge.pid,
             args,
             {"bridge-max": 0.0, "bridge-rated": rated_interval},
+            directory / "bench.db",
         )
         rss = bridge.sample().rss_kib
     result["bridge_rss_mib"] = round(rss / 1024, 1)
@@ -190,7 +233,7 @@ async def run_once(
             f"ws://127.0.0.1:{port}/ocpp", fleet, pid, args, {"ceiling-max": 0.0}
         )
     result["ceiling-max"] = ceiling["ceiling-max"]
-    bridge_rate = result["bridge-max"]["messages_per_s"]
+    bridge_rate = answered_and_projected(result["bridge-max"])
     ceiling_rate = ceiling["ceiling-max"]["messages_per_s"]
     result["ratio_bridge_to_ceiling"] = round(bridge_rate / ceiling_rate, 3) if ceiling_rate else 0
     return result
@@ -201,22 +244,43 @@ def _p(phase: dict[str, Any], key: str) -> float:
     return float(latency[key])
 
 
+def answered_and_projected(phase: dict[str, Any]) -> float:
+    """Messages per second both answered and projected in the window (answered only, for a
+    result recorded before the projection was read)."""
+    answered = float(phase["messages_per_s"])
+    return min(answered, float(phase.get("events_projected_per_s", answered)))
+
+
 def summarize(runs: list[dict[str, Any]], args: argparse.Namespace) -> Summary:
     def med(values: list[float]) -> float:
         return round(statistics.median(values), 2)
 
     medians = {
-        "bridge_max_msg_per_s": med([r["bridge-max"]["messages_per_s"] for r in runs]),
+        "bridge_max_msg_per_s": med([answered_and_projected(r["bridge-max"]) for r in runs]),
+        "bridge_max_answered_per_s": med([r["bridge-max"]["messages_per_s"] for r in runs]),
+        "bridge_max_backlog_end": med(
+            [r["bridge-max"].get("projection_backlog_end", 0) for r in runs]
+        ),
         "bridge_msg_per_cpu_s": med([r["bridge-max"]["messages_per_cpu_s"] for r in runs]),
         "bridge_max_p50_ms": med([_p(r["bridge-max"], "p50_ms") for r in runs]),
         "bridge_max_p99_ms": med([_p(r["bridge-max"], "p99_ms") for r in runs]),
         "rated_offered_msg_per_s": float(args.rate),
-        "rated_msg_per_s": med([r["bridge-rated"]["messages_per_s"] for r in runs]),
+        "rated_msg_per_s": med([answered_and_projected(r["bridge-rated"]) for r in runs]),
+        "rated_backlog_end": med(
+            [r["bridge-rated"].get("projection_backlog_end", 0) for r in runs]
+        ),
         "rated_p50_ms": med([_p(r["bridge-rated"], "p50_ms") for r in runs]),
         "rated_p99_ms": med([_p(r["bridge-rated"], "p99_ms") for r in runs]),
         "ceiling_msg_per_s": med([r["ceiling-max"]["messages_per_s"] for r in runs]),
         "ceiling_msg_per_cpu_s": med([r["ceiling-max"]["messages_per_cpu_s"] for r in runs]),
-        "ratio": med([r["ratio_bridge_to_ceiling"] for r in runs]),
+        "ratio": med(
+            [
+                answered_and_projected(r["bridge-max"]) / r["ceiling-max"]["messages_per_s"]
+                if r["ceiling-max"]["messages_per_s"]
+                else 0.0
+                for r in runs
+            ]
+        ),
     }
     met = (
         medians["bridge_max_msg_per_s"] >= TARGET_RATE
@@ -225,16 +289,19 @@ def summarize(runs: list[dict[str, Any]], args: argparse.Namespace) -> Summary:
         and medians["ratio"] >= TARGET_RATIO
     )
     headline = (
-        f"bridge {medians['bridge_max_msg_per_s']:.0f} msg/s "
-        f"({medians['bridge_msg_per_cpu_s']:.0f} msg/CPU-s, p50 "
+        f"bridge {medians['bridge_max_msg_per_s']:.0f} msg/s answered and projected "
+        f"({medians['bridge_max_answered_per_s']:.0f} answered, projection backlog "
+        f"{medians['bridge_max_backlog_end']:.0f} events at the end; "
+        f"{medians['bridge_msg_per_cpu_s']:.0f} msg/CPU-s, p50 "
         f"{medians['bridge_max_p50_ms']:.0f} / p99 {medians['bridge_max_p99_ms']:.0f} ms "
-        f"saturated); at {args.rate:.0f} msg/s offered: {medians['rated_msg_per_s']:.0f} msg/s, "
+        f"saturated); at {args.rate:.0f} msg/s offered: {medians['rated_msg_per_s']:.0f} msg/s "
+        f"(backlog {medians['rated_backlog_end']:.0f}), "
         f"p50 {medians['rated_p50_ms']:.1f} / p99 {medians['rated_p99_ms']:.1f} ms; "
         f"bare ocpp ceiling {medians['ceiling_msg_per_s']:.0f} msg/s; "
         f"ratio {medians['ratio']:.2f}"
     )
     target = (
-        f">= {TARGET_RATE:.0f} persisted msg/s, p99 < {TARGET_P99_MS:.0f} ms at that rate, "
-        f"ratio >= {TARGET_RATIO}"
+        f">= {TARGET_RATE:.0f} persisted and projected msg/s, p99 < {TARGET_P99_MS:.0f} ms at "
+        f"that rate, ratio >= {TARGET_RATIO}"
     )
     return Summary(medians=medians, headline=headline, target=target, met=met)

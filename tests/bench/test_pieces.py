@@ -8,6 +8,7 @@ import pytest
 from bench import frames
 from bench.loadgen import Fleet, LoadError, require_loopback
 from bench.scenarios.cdrs import pair_cdrs
+from bench.scenarios.ingest import answered_and_projected
 from bench.scenarios.push import match_latencies
 from bench.site import SiteSpec, site_toml
 from bench.stats import percentile, summarize
@@ -85,3 +86,13 @@ def test_site_binds_every_location_to_a_charger() -> None:
     assert text.count("[[locations]]") == 2
     assert 'charger = "B"' in text
     assert "PARKING_TIME" in text
+
+
+def test_ingest_counts_only_messages_also_projected() -> None:
+    """A bridge that answers faster than it projects is credited with what it projected."""
+    lagging = {"messages_per_s": 2000.0, "events_projected_per_s": 900.0}
+    keeping_up = {"messages_per_s": 1500.0, "events_projected_per_s": 1530.0}  # backlog eaten
+    assert answered_and_projected(lagging) == 900.0
+    assert answered_and_projected(keeping_up) == 1500.0
+    # A result recorded before the projection was read: answered only.
+    assert answered_and_projected({"messages_per_s": 1400.0}) == 1400.0

@@ -63,6 +63,12 @@ def test_ingest_smoke(tmp_path: Path) -> None:
         assert run[phase]["messages"] > 0
         assert run[phase]["cpu_s"] > 0
         no_errors(run[phase]["load"])
+    for phase in ("bridge-max", "bridge-rated"):
+        # Read from the running bridge's database: every message is one event to project.
+        assert run[phase]["events_recorded_per_s"] > 0
+        assert run[phase]["events_projected_per_s"] > 0
+        assert run[phase]["projection_backlog_end"] >= 0
+    assert "events_projected_per_s" not in run["ceiling-max"]
     assert run["ratio_bridge_to_ceiling"] > 0
 
 
