@@ -419,21 +419,9 @@ class _Compiler:
         # Dict subclasses answer False: jsonschema reads them through `in`, `[]` and iteration,
         # which a subclass may redefine differently from `.items()`.
         if closed:
-            if required:
 
-                def closed_required(x: Any) -> bool:
-                    if type(x) is not dict or not x.keys() >= required:
-                        return False
-                    for k, v in x.items():
-                        c = get(k)
-                        if c is None or not c(v):
-                            return False
-                    return True
-
-                return closed_required
-
-            def closed_optional(x: Any) -> bool:
-                if type(x) is not dict:
+            def closed_object(x: Any) -> bool:
+                if type(x) is not dict or not x.keys() >= required:
                     return False
                 for k, v in x.items():
                     c = get(k)
@@ -441,22 +429,10 @@ class _Compiler:
                         return False
                 return True
 
-            return closed_optional
-        if required:
+            return closed_object
 
-            def open_required(x: Any) -> bool:
-                if type(x) is not dict or not x.keys() >= required:
-                    return False
-                for k, v in x.items():
-                    c = get(k)
-                    if c is not None and not c(v):
-                        return False
-                return True
-
-            return open_required
-
-        def open_optional(x: Any) -> bool:
-            if type(x) is not dict:
+        def open_object(x: Any) -> bool:
+            if type(x) is not dict or not x.keys() >= required:
                 return False
             for k, v in x.items():
                 c = get(k)
@@ -464,7 +440,7 @@ class _Compiler:
                     return False
             return True
 
-        return open_optional
+        return open_object
 
     def _array_checks(self, schema: Mapping[str, Any]) -> Check | None:
         min_items = _count(schema, "minItems")

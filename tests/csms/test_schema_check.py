@@ -606,6 +606,23 @@ def _transaction_event_201(**overrides: Any) -> dict[str, Any]:
     return payload
 
 
+def _charging_profile_16(limit: float) -> dict[str, Any]:
+    """A 1.6 SetChargingProfile request with one period of ``limit`` A."""
+    return {
+        "connectorId": 1,
+        "csChargingProfiles": {
+            "chargingProfileId": 1,
+            "stackLevel": 1,
+            "chargingProfilePurpose": "TxProfile",
+            "chargingProfileKind": "Relative",
+            "chargingSchedule": {
+                "chargingRateUnit": "A",
+                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit}],
+            },
+        },
+    }
+
+
 @pytest.mark.parametrize(
     ("message_type", "action", "payload", "version"),
     [
@@ -616,19 +633,7 @@ def _transaction_event_201(**overrides: Any) -> dict[str, Any]:
         (
             REQUEST,
             "SetChargingProfile",
-            {
-                "connectorId": 1,
-                "csChargingProfiles": {
-                    "chargingProfileId": 1,
-                    "stackLevel": 1,
-                    "chargingProfilePurpose": "TxProfile",
-                    "chargingProfileKind": "Relative",
-                    "chargingSchedule": {
-                        "chargingRateUnit": "A",
-                        "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16.7}],
-                    },
-                },
-            },
+            _charging_profile_16(16.7),
             OcppVersion.V16,
         ),
     ],
@@ -709,19 +714,7 @@ def test_valid_payloads_pass_without_asking_jsonschema(
         (
             REQUEST,
             "SetChargingProfile",
-            {
-                "connectorId": 1,
-                "csChargingProfiles": {
-                    "chargingProfileId": 1,
-                    "stackLevel": 1,
-                    "chargingProfilePurpose": "TxProfile",
-                    "chargingProfileKind": "Relative",
-                    "chargingSchedule": {
-                        "chargingRateUnit": "A",
-                        "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16.75}],
-                    },
-                },
-            },
+            _charging_profile_16(16.75),
             OcppVersion.V16,
             RpcError.PROPERTY_CONSTRAINT_VIOLATION,
             "csChargingProfiles/chargingSchedule/chargingSchedulePeriod/0/limit:",
