@@ -33,7 +33,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -978,6 +978,30 @@ class SessionService:
 # --- one batch of projected events ----------------------------------------------------------
 
 
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+class _Recent(Generic[_K, _V]):
+    """At most ``limit`` entries; putting one past it drops the one put longest ago."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._items: dict[_K, _V] = {}
+
+    def get(self, key: _K) -> _V | None:
+        return self._items.get(key)
+
+    def pop(self, key: _K) -> _V | None:
+        return self._items.pop(key, None)
+
+    def put(self, key: _K, value: _V) -> None:
+        self._items.pop(key, None)
+        self._items[key] = value
+        if len(self._items) > self._limit:
+            del self._items[next(iter(self._items))]
+
+
 class _Timelines:
     """Decoded timelines of running sessions kept from one ``project`` call to the next (a
     running session's timeline is decoded from its row at every batch otherwise), each with
@@ -988,23 +1012,16 @@ class _Timelines:
     dropped first."""
 
     def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._kept: dict[str, tuple[str, mapping.Usage]] = {}
+        self._kept: _Recent[str, tuple[str, mapping.Usage]] = _Recent(limit)
 
     def take(self, session_id: str, text: str) -> mapping.Usage | None:
-        kept = self._kept.pop(session_id, None)
+        kept = self._kept.pop(session_id)
         if kept is None or kept[0] != text:
             return None
         return kept[1]
 
     def give_back(self, session_id: str, text: str, usage: mapping.Usage) -> None:
-        self._kept.pop(session_id, None)
-        self._kept[session_id] = (text, usage)
-        if len(self._kept) > self._limit:
-            del self._kept[next(iter(self._kept))]
-
-    def __len__(self) -> int:
-        return len(self._kept)
+        self._kept.put(session_id, (text, usage))
 
 
 class _SessionIds:
@@ -1014,19 +1031,16 @@ class _SessionIds:
     costs a lookup by transaction."""
 
     def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._ids: dict[tuple[str, str], str] = {}
+        self._ids: _Recent[tuple[str, str], str] = _Recent(limit)
 
     def guess(self, key: tuple[str, str]) -> str:
         return self._ids.get(key) or session_id_of(*key)
 
     def learn(self, key: tuple[str, str], session_id: str) -> None:
-        self._ids.pop(key, None)
         if session_id == session_id_of(*key):
-            return
-        self._ids[key] = session_id
-        if len(self._ids) > self._limit:
-            del self._ids[next(iter(self._ids))]
+            self._ids.pop(key)
+        else:
+            self._ids.put(key, session_id)
 
 
 class _Batch:
