@@ -1,9 +1,10 @@
 """The projector: reads the central system's event log once for several projections (the
 appliers: OCPI Locations, Sessions, charging profiles) and applies the events to each after
 that applier's own stored offset, in one transaction per batch: each applier in a SAVEPOINT of
-its own, together with its new offset and its outbox rows. An applier that fails is rolled back
-alone (its offset stays: its events are never skipped) and retried later, with a growing delay,
-while the others go on. Woken by commits in this process, and polling for the rest."""
+its own, with its outbox rows, then the new offsets of those that succeeded. An applier that
+fails is rolled back alone (its offset stays: its events are never skipped) and retried later,
+with a growing delay, while the others go on. Woken by commits in this process, and polling for
+the rest."""
 
 from __future__ import annotations
 
@@ -11,14 +12,14 @@ import asyncio
 import bisect
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
-from sqlmodel import col, select
+from sqlalchemy import Table, insert, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bridge.store.database import Database
-from bridge.store.locations import save_offset
 from bridge.store.tables import ProjectorOffsetRow
 from csms.domain.events import DomainEvent
 from csms.ports import EventFeed
@@ -29,6 +30,7 @@ Apply = Callable[[AsyncSession, Sequence[DomainEvent]], Awaitable[int]]
 """Applies events in the projector's transaction; returns the number of pushes enqueued."""
 
 MAX_BACKOFF_S = 30.0
+_OFFSETS = cast(Table, ProjectorOffsetRow.__table__)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,8 @@ class Projector:
         self._lanes = [_Lane(a) for a in appliers]
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
+        self._known: dict[str, int] = {}
+        """Each applier's offset as of this projector's last commit (see ``_offsets_of``)."""
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -131,8 +135,7 @@ class Projector:
 
     async def _run_batch(self, lanes: Sequence[_Lane]) -> _Outcome:
         names = [lane.name for lane in lanes]
-        async with self._db.read() as session:
-            offsets = await _read_offsets(session, names)
+        offsets = await self._offsets_of(names)
         recorded = await self._feed.read_after(min(offsets.values()), self._batch_size)
         if not recorded:
             return _Outcome(read=0)
@@ -140,12 +143,15 @@ class Projector:
         last = positions[-1]
         outcome = _Outcome(read=len(recorded))
         callbacks: list[Callable[[], None]] = []
+        moved: dict[str, int] = {}
+        applied: list[str] = []
         async with self._db.transaction() as uow:
             session = uow.session
-            current = await _read_offsets(session, names)
+            stored = await _stored_offsets(session, names)
             for lane in lanes:
                 offset = offsets[lane.name]
-                if current[lane.name] != offset:
+                if stored.get(lane.name, 0) != offset:
+                    moved[lane.name] = stored.get(lane.name, 0)
                     continue  # another projector moved this one on: read again
                 events = [r.event for r in recorded[bisect.bisect_right(positions, offset) :]]
                 if not events:
@@ -153,16 +159,30 @@ class Projector:
                 try:
                     async with session.begin_nested():
                         pushes = await lane.applier.apply(session, events)
-                        await save_offset(session, lane.name, last)
                 except Exception as exc:
                     outcome.failed[lane.name] = exc
                     continue
+                applied.append(lane.name)
                 on_enqueued = lane.applier.on_enqueued
                 if pushes and on_enqueued is not None and on_enqueued not in callbacks:
                     callbacks.append(on_enqueued)
-        for callback in callbacks:  # committed
+            await _save_offsets(session, applied, last, stored)
+        # Committed: the offsets as they are now stored, for the next batch to start from.
+        self._known.update(moved)
+        self._known.update(dict.fromkeys(applied, last))
+        for callback in callbacks:
             callback()
         return outcome
+
+    async def _offsets_of(self, names: Sequence[str]) -> dict[str, int]:
+        """Where each applier stands: as this projector last committed it, else as stored.
+        Only a guess until checked in the batch's transaction (another process may have moved
+        an offset meanwhile): it picks the events to read, outside the writer's turn."""
+        unknown = [name for name in names if name not in self._known]
+        if unknown:
+            async with self._db.read() as session:
+                self._known.update(await _read_offsets(session, unknown))
+        return {name: self._known[name] for name in names}
 
     def start(self) -> None:
         self._stopping = False
@@ -215,8 +235,33 @@ class Projector:
 
 
 async def _read_offsets(session: AsyncSession, names: Sequence[str]) -> dict[str, int]:
-    """The stored offsets of ``names`` (0 for a name never saved), in one query; in a write
-    transaction, the rows stay in the session for ``save_offset``."""
-    stmt = select(ProjectorOffsetRow).where(col(ProjectorOffsetRow.name).in_(names))
-    stored = {row.name: row.offset for row in (await session.exec(stmt)).all()}
+    """The stored offsets of ``names`` (0 for a name never saved), in one query."""
+    stored = await _stored_offsets(session, names)
     return {name: stored.get(name, 0) for name in names}
+
+
+async def _stored_offsets(session: AsyncSession, names: Sequence[str]) -> dict[str, int]:
+    """The offsets of those of ``names`` that have a row."""
+    connection = await session.connection()
+    rows = await connection.execute(
+        select(_OFFSETS.c.name, _OFFSETS.c.offset).where(_OFFSETS.c.name.in_(names))
+    )
+    return {name: offset for name, offset in rows.all()}
+
+
+async def _save_offsets(
+    session: AsyncSession, names: Sequence[str], offset: int, stored: Mapping[str, int]
+) -> None:
+    """Set the offsets of ``names`` to ``offset``: one UPDATE for those with a row (as read
+    in this transaction: ``stored``), one INSERT for the others."""
+    connection = await session.connection()
+    present = [name for name in names if name in stored]
+    if present:
+        await connection.execute(
+            update(_OFFSETS).where(_OFFSETS.c.name.in_(present)).values(offset=offset)
+        )
+    missing = [name for name in names if name not in stored]
+    if missing:
+        await connection.execute(
+            insert(_OFFSETS), [{"name": name, "offset": offset} for name in missing]
+        )

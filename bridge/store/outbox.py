@@ -25,17 +25,16 @@ from sqlalchemy import (
     ColumnElement,
     Index,
     Row,
-    Select,
     String,
     Table,
     Text,
+    bindparam,
     delete,
     func,
     insert,
     update,
 )
 from sqlalchemy import select as core_select
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -51,6 +50,7 @@ from bridge.push.outbox import (
     PushRequest,
 )
 from csms.store.database import Database
+from csms.store.prepared import PreparedSelect
 from csms.store.types import UtcDateTime
 
 PENDING = OutboxState.PENDING.value
@@ -197,37 +197,30 @@ class OutboxStore:
     async def due_heads(self, now: datetime, *, limit: int) -> list[OutboxEntry]:
         """The first PENDING row of each key, when due (``next_attempt_at <= now``), oldest
         first, at most ``limit``. DEAD rows are not heads and block nothing."""
-        async with self.db.read() as session:
-            connection = await session.connection()
-            return await _due_heads(connection, now, limit)
+        rows = await self.db.fetch(_DUE_HEADS, now=now, limit=limit)
+        return [_entry_of(row) for row in rows]
 
     async def plan(self, now: datetime, *, limit: int) -> tuple[list[OutboxEntry], datetime | None]:
-        """``due_heads`` and ``next_attempt_after`` in one read (what the worker's loop asks
-        each time it looks)."""
-        async with self.db.read() as session:
-            connection = await session.connection()
-            heads = await _due_heads(connection, now, limit)
-            later = (await connection.execute(_next_attempt_after(now))).scalar()
-        return heads, cast(datetime | None, later)
+        """``due_heads`` and ``next_attempt_after`` (what the worker's loop asks each time it
+        looks)."""
+        return await self.due_heads(now, limit=limit), await self.next_attempt_after(now)
 
     async def due_head_of(self, key: tuple[int, str], now: datetime) -> OutboxEntry | None:
         """The first PENDING row of ``key`` if it is due, else None."""
-        async with self.db.read() as session:
-            connection = await session.connection()
-            return await _due_head_of(connection, key, now)
+        partner_id, ordering_key = key
+        rows = await self.db.fetch(_HEAD_OF, partner_id=partner_id, ordering_key=ordering_key)
+        return _due_entry(rows[0] if rows else None, now)
 
     async def next_attempt_after(self, now: datetime) -> datetime | None:
         """The earliest ``next_attempt_at`` later than ``now`` among the heads (when the
         worker has something to do next, short of new rows)."""
-        async with self.db.read() as session:
-            connection = await session.connection()
-            value = (await connection.execute(_next_attempt_after(now))).scalar()
-        return cast(datetime | None, value)
+        rows = await self.db.fetch(_NEXT_ATTEMPT_AFTER, now=now)
+        return cast(datetime, rows[0][0]) if rows else None
 
     async def get(self, entry_id: int) -> OutboxEntry | None:
         async with self.db.read() as session:
             row = await session.get(OutboxRow, entry_id)
-            return _entry(row) if row is not None else None
+            return _entry_of(row) if row is not None else None
 
     # --- worker: outcomes ------------------------------------------------------------------
 
@@ -246,10 +239,11 @@ class OutboxStore:
         """``delete`` a delivered row, then ``due_head_of`` its key, in one transaction."""
         async with self.db.transaction() as uow:
             connection = await uow.session.connection()
-            result = await connection.execute(
-                delete(OutboxRow).where(col(OutboxRow.id) == entry_id)
-            )
-            return bool(result.rowcount == 1), await _due_head_of(connection, key, now)
+            result = await connection.execute(_DELETE, {"id": entry_id})
+            partner_id, ordering_key = key
+            values = {"partner_id": partner_id, "ordering_key": ordering_key}
+            following = (await connection.execute(_HEAD_OF.statement, values)).first()
+            return bool(result.rowcount == 1), _due_entry(following, now)
 
     async def record_failure(
         self, entry_id: int, *, attempts: int, error: str, next_attempt_at: datetime
@@ -293,13 +287,13 @@ class OutboxStore:
                 row.last_error = f"{error}; the object no longer exists"[:_ERROR_MAX]
                 session.add(row)
                 await session.flush()
-                return ObjectGone(_entry(row))
+                return ObjectGone(_entry_of(row))
             _become_put(row, full)
             row.last_error = error[:_ERROR_MAX]
             row.next_attempt_at = now
             session.add(row)
             await session.flush()
-            return Replaced(_entry(row))
+            return Replaced(_entry_of(row))
 
     async def _update_pending(self, entry_id: int, **values: Any) -> bool:
         async with self.db.transaction() as uow:
@@ -329,7 +323,7 @@ class OutboxStore:
             stmt = stmt.where(col(OutboxRow.partner_id) == partner_id)
         stmt = stmt.order_by(col(OutboxRow.id)).limit(limit)
         async with self.db.read() as session:
-            return [_entry(row) for row in (await session.exec(stmt)).all()]
+            return [_entry_of(row) for row in (await session.exec(stmt)).all()]
 
     async def summary(self) -> list[OutboxCount]:
         """PENDING and DEAD rows per partner."""
@@ -426,54 +420,59 @@ def _is_head() -> ColumnElement[bool]:
     )
 
 
-async def _due_heads(connection: AsyncConnection, now: datetime, limit: int) -> list[OutboxEntry]:
-    """Rows in id order, each checked with one probe of the key index, until ``limit`` heads
-    are found: the cost grows with ``limit``, not with the backlog (10,000 Locations queued at
-    a registration). ``state || ''`` keeps SQLite from choosing the (state, next_attempt_at)
-    index, which would collect and sort every due row first; a single grouped ``min(id)`` per
-    key measured slower still (every PENDING row grouped, every head sorted, per call)."""
-    stmt = (
-        core_select(_OUTBOX)
-        .where(
-            _OUTBOX.c.state.concat("") == PENDING,
-            _OUTBOX.c.next_attempt_at <= now,
-            _is_head(),
-        )
-        .order_by(_OUTBOX.c.id)
-        .limit(limit)
+# The worker's statements, built once (building one, its alias above included, cost more
+# than running it): the reads outside a transaction are prepared (``Database.fetch``).
+
+_DUE_HEADS = PreparedSelect(
+    core_select(_OUTBOX)
+    .where(
+        _OUTBOX.c.state.concat("") == PENDING,
+        _OUTBOX.c.next_attempt_at <= bindparam("now"),
+        _is_head(),
     )
-    return [_entry(row) for row in (await connection.execute(stmt)).all()]
+    .order_by(_OUTBOX.c.id)
+    .limit(bindparam("limit"))
+)
+"""Rows in id order, each checked with one probe of the key index, until ``limit`` heads are
+found: the cost grows with ``limit``, not with the backlog (10,000 Locations queued at a
+registration). ``state || ''`` keeps SQLite from choosing the (state, next_attempt_at) index,
+which would collect and sort every due row first; a single grouped ``min(id)`` per key
+measured slower still (every PENDING row grouped, every head sorted, per call)."""
+
+_NEXT_ATTEMPT_AFTER = PreparedSelect(
+    core_select(_OUTBOX.c.next_attempt_at)
+    .where(
+        _OUTBOX.c.state == PENDING,
+        _OUTBOX.c.next_attempt_at > bindparam("now"),
+        _is_head(),
+    )
+    .order_by(_OUTBOX.c.next_attempt_at)
+    .limit(1)
+)
+"""The first head in ``next_attempt_at`` order (the due index, stopping at the first head)
+after ``now``."""
+
+_HEAD_OF = PreparedSelect(
+    core_select(_OUTBOX)
+    .where(
+        _OUTBOX.c.partner_id == bindparam("partner_id"),
+        _OUTBOX.c.ordering_key == bindparam("ordering_key"),
+        _OUTBOX.c.state == PENDING,
+    )
+    .order_by(_OUTBOX.c.id)
+    .limit(1)
+)
+"""The first PENDING row of a key, due or not."""
+
+_DELETE = delete(_OUTBOX).where(_OUTBOX.c.id == bindparam("id"))
 
 
-async def _due_head_of(
-    connection: AsyncConnection, key: tuple[int, str], now: datetime
-) -> OutboxEntry | None:
-    partner_id, ordering_key = key
-    stmt = (
-        core_select(_OUTBOX)
-        .where(
-            _OUTBOX.c.partner_id == partner_id,
-            _OUTBOX.c.ordering_key == ordering_key,
-            _OUTBOX.c.state == PENDING,
-        )
-        .order_by(_OUTBOX.c.id)
-        .limit(1)
-    )
-    row = (await connection.execute(stmt)).first()
-    if row is None or row.next_attempt_at > now:
+def _due_entry(row: Row[Any] | Sequence[Any] | None, now: datetime) -> OutboxEntry | None:
+    """The head of a key (``_HEAD_OF``) if there is one and it is due."""
+    if row is None:
         return None
-    return _entry(row)
-
-
-def _next_attempt_after(now: datetime) -> Select[tuple[datetime]]:
-    """The first head in ``next_attempt_at`` order (the due index, stopping at the first
-    head) after ``now``."""
-    return (
-        core_select(_OUTBOX.c.next_attempt_at)
-        .where(_OUTBOX.c.state == PENDING, _OUTBOX.c.next_attempt_at > now, _is_head())
-        .order_by(_OUTBOX.c.next_attempt_at)
-        .limit(1)
-    )
+    entry = _entry_of(row)
+    return entry if entry.next_attempt_at <= now else None
 
 
 def _become_put(row: OutboxRow, full: FullObject) -> None:
@@ -494,24 +493,31 @@ def _dump(body: dict[str, Any]) -> str:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
 
-def _entry(row: OutboxRow | Row[Any]) -> OutboxEntry:
-    assert row.id is not None
-    body = json.loads(row.body)
+_COLUMNS = tuple(_OUTBOX.c.keys())
+
+
+def _entry_of(row: OutboxRow | Row[Any] | Sequence[Any]) -> OutboxEntry:
+    """The entry of an ORM row, or of the values of every column in table order."""
+    if isinstance(row, OutboxRow):
+        values = {name: getattr(row, name) for name in _COLUMNS}
+    else:
+        values = dict(zip(_COLUMNS, row, strict=True))
+    assert values["id"] is not None
     return OutboxEntry(
-        id=row.id,
-        partner_id=row.partner_id,
-        module=ModuleID(row.module),
-        method=cast(Method, row.method),
-        path=row.path,
-        url=row.url,
-        body=body,
-        ordering_key=row.ordering_key,
-        coalesce_key=row.coalesce_key,
-        fallback=row.fallback,
-        state=OutboxState(row.state),
-        attempts=row.attempts,
-        next_attempt_at=row.next_attempt_at,
-        last_error=row.last_error,
-        created_at=row.created_at,
-        dead_at=row.dead_at,
+        id=values["id"],
+        partner_id=values["partner_id"],
+        module=ModuleID(values["module"]),
+        method=cast(Method, values["method"]),
+        path=values["path"],
+        url=values["url"],
+        body=json.loads(values["body"]),
+        ordering_key=values["ordering_key"],
+        coalesce_key=values["coalesce_key"],
+        fallback=values["fallback"],
+        state=OutboxState(values["state"]),
+        attempts=values["attempts"],
+        next_attempt_at=values["next_attempt_at"],
+        last_error=values["last_error"],
+        created_at=values["created_at"],
+        dead_at=values["dead_at"],
     )

@@ -165,6 +165,10 @@ class PartnerStore:
         self._monotonic = monotonic
         self._generation_read: tuple[float, int] | None = None  # (when, value)
         self._partners: GenerationCache[int, Partner] = GenerationCache(self.generation)
+        # Every partner, in id order (the Location projection asks for every batch).
+        self._everyone: GenerationCache[str, tuple[Partner, ...]] = GenerationCache(
+            self.generation, max_size=1
+        )
 
     # --- generation ----------------------------------------------------------------------
 
@@ -222,6 +226,7 @@ class PartnerStore:
         """Close the generation reader (opened again when needed) and forget the cache."""
         self._generation_read = None
         self._partners.clear()
+        self._everyone.clear()
         reader, self._generation_reader = self._generation_reader, None
         if reader is not None:
             reader.close()
@@ -242,9 +247,15 @@ class PartnerStore:
         return partner
 
     async def list_all(self) -> list[Partner]:
+        """Every partner in id order (from the cache while no partner changed)."""
+        cached, generation = self._everyone.lookup("all")
+        if cached is not None:
+            return list(cached)
         async with self.db.read() as session:
             rows = (await session.exec(select(PartnerRow).order_by(col(PartnerRow.id)))).all()
-            return [_to_partner(row) for row in rows]
+            partners = tuple(_to_partner(row) for row in rows)
+        self._everyone.keep("all", partners, generation)
+        return list(partners)
 
     async def find_by_token(self, candidates: Sequence[str]) -> tuple[Partner, str] | None:
         """The partner that accepts one of these tokens (its current one or, during a rotation

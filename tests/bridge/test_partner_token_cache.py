@@ -122,6 +122,38 @@ async def test_a_known_token_is_answered_from_the_cache_while_no_partner_changes
     assert queries.count == 0
 
 
+async def test_the_list_of_partners_is_answered_from_the_cache_while_no_partner_changes(
+    cpo: BridgeApp, emsp: EmspSimulator, other_process: PartnerStore
+) -> None:
+    partner, _ = await registered(cpo, emsp)
+    assert [p.id for p in await cpo.partners.store.list_all()] == [partner.id]
+    with PartnerQueries(cpo.db) as queries:
+        for _ in range(3):
+            assert await cpo.partners.store.list_all() == [partner]
+    assert queries.count == 0
+
+    # A partner added by this process is listed at once, one added by another process
+    # within the recheck time.
+    mine = await cpo.partners.add(
+        expected=ExpectedRole(role="EMSP", country_code="DE", party_id="MIN")
+    )
+    assert [p.id for p in await cpo.partners.store.list_all()] == [partner.id, mine.id]
+    theirs = await other_process.add_pending(
+        token_a="a-token-from-the-other-process-0123",
+        expected=ExpectedRole(role="EMSP", country_code="DE", party_id="THR"),
+        encode_token=True,
+        now=utc_now(),
+    )
+    started = time.monotonic()
+    while len(await cpo.partners.store.list_all()) < 3:
+        assert time.monotonic() - started < RECHECK_S + 0.5
+        await asyncio.sleep(0.02)
+    listed = await cpo.partners.store.list_all()
+    assert [p.id for p in listed] == [partner.id, mine.id, theirs.id]
+    listed.clear()  # the caller's copy: the cache keeps its own
+    assert len(await cpo.partners.store.list_all()) == 3
+
+
 async def test_after_a_credentials_put_the_old_token_is_refused_and_the_new_one_accepted(
     cpo: BridgeApp, emsp: EmspSimulator
 ) -> None:

@@ -1,6 +1,7 @@
 """The projector with several appliers against a real database (a temporary SQLite file, group
 commit as in production): the event log read once for all, each applier after its own offset,
-a failing applier rolled back alone and caught up later, pushes announced after the commit."""
+a failing applier rolled back alone and caught up later, pushes announced after the commit,
+the offsets read once and then known (checked in each batch's transaction, one write for all)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from typing import Any
+
 import pytest
+from sqlalchemy import event
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bridge.projector import Applier, Projector
@@ -252,6 +256,78 @@ async def test_an_offset_another_process_moved_is_read_again_not_applied_twice(
     await Projector(db, Racing(db), [a.applier(), b.applier()]).catch_up()
     assert a.seen == []
     assert b.seen == events
+    end = await last_event(db)
+    assert [await offset_of(db, "a"), await offset_of(db, "b")] == [end, end]
+
+
+def _flat(parameters: Any) -> list[Any]:
+    if isinstance(parameters, dict):
+        return list(parameters.values())
+    if isinstance(parameters, (list, tuple)):
+        return [v for p in parameters for v in _flat(p)]
+    return [parameters]
+
+
+class OffsetStatements:
+    """The statements on ``ocpi_projector_offsets``, as (verb, text)."""
+
+    def __init__(self, db: Database) -> None:
+        self.seen: list[tuple[str, str]] = []
+        self._engine = db.engine.sync_engine
+
+    def __enter__(self) -> OffsetStatements:
+        event.listen(self._engine, "before_cursor_execute", self._note)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        event.remove(self._engine, "before_cursor_execute", self._note)
+
+    def _note(self, _conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        marks = any(str(value).startswith("mark-") for value in _flat(parameters))
+        if "ocpi_projector_offsets" in statement and not marks:  # not the Recorders' marks
+            self.seen.append((statement.split()[0].upper(), statement))
+
+    def verbs(self) -> list[str]:
+        return [verb for verb, _ in self.seen]
+
+
+async def test_known_offsets_are_checked_in_the_transaction_and_written_once_for_all(
+    db: Database,
+) -> None:
+    appliers = [Recorder("a"), Recorder("b"), Recorder("c")]
+    projector = Projector(db, EventLog(db), [r.applier() for r in appliers], batch_size=4)
+    await log_events(db, 1, 2)
+    with OffsetStatements(db) as first:
+        assert await projector.catch_up() == 2
+    # Unknown at first: read (outside the transaction), checked, then inserted in one go.
+    assert first.verbs() == ["SELECT", "SELECT", "INSERT"]
+
+    await log_events(db, 3, 6)
+    with OffsetStatements(db) as known:
+        assert await projector.catch_up() == 6
+    # Two batches (4 + 2), each: one check in its transaction, one UPDATE of all three.
+    assert known.verbs() == ["SELECT", "UPDATE", "SELECT", "UPDATE"]
+    end = await last_event(db)
+    assert [await offset_of(db, r.name) for r in appliers] == [end, end, end]
+    for recorder in appliers:
+        assert recorder.seen == [f"CP{n}" for n in range(1, 9)]
+
+
+async def test_an_offset_moved_back_by_another_process_is_applied_again_from_there(
+    db: Database,
+) -> None:
+    a, b = Recorder("a"), Recorder("b")
+    projector = Projector(db, EventLog(db), [a.applier(), b.applier()])
+    first = await log_events(db, 1, 4)
+    await projector.catch_up()
+    async with db.transaction() as uow:  # the operator replays "a" from the start
+        await save_offset(uow.session, "a", 0)
+    second = await log_events(db, 5, 2)
+
+    await projector.catch_up()  # "a" found moved: left for the next batch
+    assert (a.seen, b.seen) == (first, first + second)
+    await projector.catch_up()
+    assert (a.seen, b.seen) == (first + first + second, first + second)
     end = await last_event(db)
     assert [await offset_of(db, "a"), await offset_of(db, "b")] == [end, end]
 
