@@ -24,7 +24,7 @@ import logging
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Unpack
+from typing import Any
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import Select
@@ -76,7 +76,7 @@ class CompiledSelect:
 class PreparedSelect:
     """A SELECT whose varying values are ``bindparam``s, compiled once per dialect."""
 
-    def __init__(self, statement: Select[Unpack[tuple[Any, ...]]]) -> None:
+    def __init__(self, statement: Select[*tuple[Any, ...]]) -> None:
         self.statement = statement
         self._compiled: dict[str, CompiledSelect] = {}
 
@@ -87,7 +87,7 @@ class PreparedSelect:
         return found
 
 
-def _compile(statement: Select[Unpack[tuple[Any, ...]]], dialect: Dialect) -> CompiledSelect:
+def _compile(statement: Select[*tuple[Any, ...]], dialect: Dialect) -> CompiledSelect:
     if dialect.paramstyle not in ("qmark", "numeric", "format"):
         raise ValueError(
             f"PreparedSelect needs a positional parameter style, not {dialect.paramstyle}"

@@ -10,7 +10,6 @@ import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-
 from typing import Any
 
 import pytest
