@@ -108,6 +108,9 @@ from csms.ports import ChargerCommands
 
 log = logging.getLogger(__name__)
 
+PROJECTED_EVENTS = (ChargingLimitChanged,)
+"""The events the ActiveChargingProfile projection acts on (``project`` ignores every other)."""
+
 MAX_DURATION_S = 2**31 - 1
 """The largest ``duration`` an OCPP integer carries."""
 
@@ -620,7 +623,7 @@ class ChargingProfileService:
         recorded = 0
         now = self._clock()
         for event in events:
-            if not isinstance(event, ChargingLimitChanged):
+            if not isinstance(event, PROJECTED_EVENTS):
                 continue
             rows = await _watched_sessions(session, event.charger_id, event.ocpp_evse_id)
             what = "cleared" if event.cleared else "set"

@@ -52,6 +52,8 @@ from csms.domain.events import (
 log = logging.getLogger(__name__)
 
 FALLBACK_PREFIX = "locations:"
+PROJECTED_EVENTS = (ConnectorStatusChanged, ChargerConnected, ChargerDisconnected)
+"""The events the Location projection acts on (``project`` ignores every other)."""
 ORIGIN_SITE = "site"
 ORIGIN_API = "api"
 
@@ -401,6 +403,8 @@ class LocationService:
         receivers = await self._partners.receivers()
         batch = _Batch(session)
         for event in events:
+            if not isinstance(event, PROJECTED_EVENTS):
+                continue
             match event:
                 case ConnectorStatusChanged():
                     await store.save_connector_state(

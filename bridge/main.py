@@ -18,10 +18,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bridge.api.platform import OcpiPlatform
 from bridge.app import create_app
 from bridge.authorization import AuthorizationPolicy, OcpiAuthorizer
+from bridge.chargingprofiles import PROJECTED_EVENTS as PROFILE_EVENTS
 from bridge.chargingprofiles import ChargingProfilePolicy, ChargingProfileService
 from bridge.commands import CommandGrant, CommandPolicy, CommandService
 from bridge.event_loop import http_parser, loop_name
 from bridge.identity import CpoIdentity
+from bridge.locations import PROJECTED_EVENTS as LOCATION_EVENTS
 from bridge.locations import ApplyReport, LocationService, PartnerDirectory
 from bridge.ocpi.models import ModuleID
 from bridge.projector import Applier, Projector
@@ -224,10 +226,18 @@ class BridgeApp:
             self.db,
             EventLog(self.db),
             [
-                Applier("ocpi", self.locations.project, self.push_committed),
+                Applier(
+                    "ocpi",
+                    self.locations.project,
+                    self.push_committed,
+                    events=LOCATION_EVENTS,
+                ),
                 Applier("sessions", self.sessions.project, self.push_committed),
                 Applier(
-                    "chargingprofiles", self.charging_profiles.project, self.charging_profiles.wake
+                    "chargingprofiles",
+                    self.charging_profiles.project,
+                    self.charging_profiles.wake,
+                    events=PROFILE_EVENTS,
                 ),
             ],
         )

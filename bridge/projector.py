@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bridge.store.database import Database
@@ -31,17 +31,26 @@ Apply = Callable[[AsyncSession, Sequence[DomainEvent]], Awaitable[int]]
 
 MAX_BACKOFF_S = 30.0
 _OFFSETS = cast(Table, ProjectorOffsetRow.__table__)  # type: ignore[attr-defined]
+_ALL_OFFSETS = select(_OFFSETS.c.name, _OFFSETS.c.offset)
+_UPDATE_OFFSET = (
+    update(_OFFSETS)
+    .where(_OFFSETS.c.name == bindparam("k_name"))
+    .values(offset=bindparam("v_offset"))
+)
 
 
 @dataclass(frozen=True)
 class Applier:
     """One projection of the event log: ``name`` is its stored offset's name, ``apply`` is
-    called with the events after that offset, ``on_enqueued`` after a commit in which it
-    enqueued pushes."""
+    called with the events after that offset (of the types in ``events``), ``on_enqueued``
+    after a commit in which it enqueued pushes."""
 
     name: str
     apply: Apply
     on_enqueued: Callable[[], None] | None = None
+    events: tuple[type[DomainEvent], ...] | None = None
+    """The event types ``apply`` acts on (None: every one): it is given only those, and a
+    batch without any just moves its offset on (no call, no SAVEPOINT)."""
 
 
 @dataclass(eq=False)
@@ -156,6 +165,12 @@ class Projector:
                 events = [r.event for r in recorded[bisect.bisect_right(positions, offset) :]]
                 if not events:
                     continue
+                wanted = lane.applier.events
+                if wanted is not None:
+                    events = [event for event in events if isinstance(event, wanted)]
+                    if not events:
+                        applied.append(lane.name)  # nothing for it: its offset moves on
+                        continue
                 try:
                     async with session.begin_nested():
                         pushes = await lane.applier.apply(session, events)
@@ -241,27 +256,23 @@ async def _read_offsets(session: AsyncSession, names: Sequence[str]) -> dict[str
 
 
 async def _stored_offsets(session: AsyncSession, names: Sequence[str]) -> dict[str, int]:
-    """The offsets of those of ``names`` that have a row."""
+    """The offsets of those of ``names`` that have a row (every row is read: one per
+    projection, and a statement without an IN list is built once)."""
     connection = await session.connection()
-    rows = await connection.execute(
-        select(_OFFSETS.c.name, _OFFSETS.c.offset).where(_OFFSETS.c.name.in_(names))
-    )
-    return {name: offset for name, offset in rows.all()}
+    rows = (await connection.execute(_ALL_OFFSETS)).all()
+    wanted = set(names)
+    return {name: offset for name, offset in rows if name in wanted}
 
 
 async def _save_offsets(
     session: AsyncSession, names: Sequence[str], offset: int, stored: Mapping[str, int]
 ) -> None:
-    """Set the offsets of ``names`` to ``offset``: one UPDATE for those with a row (as read
-    in this transaction: ``stored``), one INSERT for the others."""
+    """Set the offsets of ``names`` to ``offset``: UPDATE those with a row (as read in this
+    transaction: ``stored``), INSERT the others."""
     connection = await session.connection()
-    present = [name for name in names if name in stored]
+    present = [{"k_name": name, "v_offset": offset} for name in names if name in stored]
     if present:
-        await connection.execute(
-            update(_OFFSETS).where(_OFFSETS.c.name.in_(present)).values(offset=offset)
-        )
-    missing = [name for name in names if name not in stored]
+        await connection.execute(_UPDATE_OFFSET, present)
+    missing = [{"name": name, "offset": offset} for name in names if name not in stored]
     if missing:
-        await connection.execute(
-            insert(_OFFSETS), [{"name": name, "offset": offset} for name in missing]
-        )
+        await connection.execute(insert(_OFFSETS), missing)

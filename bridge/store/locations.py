@@ -10,8 +10,10 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import delete
+from sqlalchemy import Row, Table, bindparam, delete, insert, update
+from sqlalchemy import select as core_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -52,7 +54,7 @@ def to_document(location: Location) -> str:
     return location.model_dump_json(exclude_none=True)
 
 
-def _binding(row: EvseBindingRow) -> Binding:
+def _binding(row: EvseBindingRow | Row[Any]) -> Binding:
     pairs = json.loads(row.connectors_json)
     return Binding(
         evse_uid=row.evse_key,
@@ -63,11 +65,66 @@ def _binding(row: EvseBindingRow) -> Binding:
     )
 
 
+# The writers' statements, built once, without the ORM: the Location projection runs them for
+# every status change, and an ORM load and flush cost several times the statement. Nothing
+# else reads or writes these tables inside a writer's transaction, so no ORM object of them
+# can be stale or unflushed there.
+
+_LOCATIONS = cast(Table, LocationRow.__table__)  # type: ignore[attr-defined]
+_BINDINGS = cast(Table, EvseBindingRow.__table__)  # type: ignore[attr-defined]
+_STATES = cast(Table, ConnectorStateRow.__table__)  # type: ignore[attr-defined]
+_LINKS = cast(Table, ChargerLinkRow.__table__)  # type: ignore[attr-defined]
+
+_LOAD_LOCATION = core_select(
+    _LOCATIONS.c.document, _LOCATIONS.c.origin, _LOCATIONS.c.created_at
+).where(_LOCATIONS.c.key == bindparam("key"))
+_UPDATE_LOCATION = (
+    update(_LOCATIONS)
+    .where(_LOCATIONS.c.key == bindparam("k_key"))
+    .values(
+        publish=bindparam("v_publish"),
+        origin=bindparam("v_origin"),
+        last_updated=bindparam("v_last_updated"),
+        document=bindparam("v_document"),
+    )
+)
+_BINDINGS_OF_CHARGER = (
+    core_select(_BINDINGS)
+    .where(_BINDINGS.c.charger_id == bindparam("charger_id"))
+    .order_by(_BINDINGS.c.evse_key)
+)
+_BINDINGS_OF_EVSE = _BINDINGS_OF_CHARGER.where(_BINDINGS.c.ocpp_evse_id == bindparam("evse"))
+_UPDATE_STATE = (
+    update(_STATES)
+    .where(
+        _STATES.c.charger_id == bindparam("k_charger_id"),
+        _STATES.c.ocpp_evse_id == bindparam("k_ocpp_evse_id"),
+        _STATES.c.connector_id == bindparam("k_connector_id"),
+    )
+    .values(status=bindparam("v_status"), changed_at=bindparam("v_changed_at"))
+)
+_STATES_OF_EVSE = core_select(_STATES.c.ocpp_evse_id, _STATES.c.status).where(
+    _STATES.c.charger_id == bindparam("charger_id"),
+    _STATES.c.ocpp_evse_id.in_([0, bindparam("evse")]),
+)
+_LINK = core_select(_LINKS.c.offline).where(_LINKS.c.charger_id == bindparam("charger_id"))
+_UPDATE_LINK = (
+    update(_LINKS)
+    .where(_LINKS.c.charger_id == bindparam("k_charger_id"))
+    .values(
+        connected=bindparam("v_connected"),
+        changed_at=bindparam("v_changed_at"),
+        offline=bindparam("v_offline"),
+    )
+)
+
+
 # --- locations ------------------------------------------------------------------------------
 
 
 async def load_location(session: AsyncSession, key: str) -> StoredLocation | None:
-    row = await session.get(LocationRow, key)
+    connection = await session.connection()
+    row = (await connection.execute(_LOAD_LOCATION, {"key": key})).first()
     if row is None:
         return None
     return StoredLocation(
@@ -87,23 +144,32 @@ async def location_keys(session: AsyncSession, *, origin: str | None = None) -> 
 async def save_location(
     session: AsyncSession, location: Location, *, origin: str, now: datetime
 ) -> None:
+    """Store a Location: an UPDATE of its row, or an INSERT when it has none yet."""
+    connection = await session.connection()
     key = location_key(location.id)
-    row = await session.get(LocationRow, key)
-    if row is None:
-        row = LocationRow(
-            key=key,
-            publish=location.publish,
-            origin=origin,
-            last_updated=location.last_updated,
-            document=to_document(location),
-            created_at=now,
+    document = to_document(location)
+    result = await connection.execute(
+        _UPDATE_LOCATION,
+        {
+            "k_key": key,
+            "v_publish": location.publish,
+            "v_origin": origin,
+            "v_last_updated": location.last_updated,
+            "v_document": document,
+        },
+    )
+    if result.rowcount == 0:
+        await connection.execute(
+            insert(_LOCATIONS),
+            {
+                "key": key,
+                "publish": location.publish,
+                "origin": origin,
+                "last_updated": location.last_updated,
+                "document": document,
+                "created_at": now,
+            },
         )
-    else:
-        row.publish = location.publish
-        row.origin = origin
-        row.last_updated = location.last_updated
-        row.document = to_document(location)
-    session.add(row)
 
 
 # --- bindings -------------------------------------------------------------------------------
@@ -117,11 +183,13 @@ async def bindings_of_location(session: AsyncSession, key: str) -> list[Binding]
 async def bindings_of_charger(
     session: AsyncSession, charger_id: str, ocpp_evse_id: int | None = None
 ) -> list[Binding]:
-    stmt = select(EvseBindingRow).where(EvseBindingRow.charger_id == charger_id)
-    if ocpp_evse_id is not None:
-        stmt = stmt.where(EvseBindingRow.ocpp_evse_id == ocpp_evse_id)
-    rows = (await session.exec(stmt.order_by(col(EvseBindingRow.evse_key)))).all()
-    return [_binding(row) for row in rows]
+    connection = await session.connection()
+    if ocpp_evse_id is None:
+        result = await connection.execute(_BINDINGS_OF_CHARGER, {"charger_id": charger_id})
+    else:
+        values = {"charger_id": charger_id, "evse": ocpp_evse_id}
+        result = await connection.execute(_BINDINGS_OF_EVSE, values)
+    return [_binding(row) for row in result.all()]
 
 
 async def all_bindings(session: AsyncSession) -> list[Binding]:
@@ -131,20 +199,21 @@ async def all_bindings(session: AsyncSession) -> list[Binding]:
 
 async def replace_bindings(session: AsyncSession, key: str, bindings: Sequence[Binding]) -> None:
     connection = await session.connection()
-    await connection.execute(delete(EvseBindingRow).where(col(EvseBindingRow.location_key) == key))
-    # The delete must reach the database before rows reusing its unique keys are inserted.
-    await session.flush()
-    for binding in bindings:
-        session.add(
-            EvseBindingRow(
-                evse_key=binding.evse_uid.upper(),
-                location_key=key,
-                charger_id=binding.charger_id,
-                ocpp_evse_id=binding.ocpp_evse_id,
-                connectors_json=json.dumps([list(pair) for pair in binding.connectors]),
-            )
+    await connection.execute(delete(_BINDINGS).where(_BINDINGS.c.location_key == key))
+    if bindings:
+        await connection.execute(
+            insert(_BINDINGS),
+            [
+                {
+                    "evse_key": binding.evse_uid.upper(),
+                    "location_key": key,
+                    "charger_id": binding.charger_id,
+                    "ocpp_evse_id": binding.ocpp_evse_id,
+                    "connectors_json": json.dumps([list(pair) for pair in binding.connectors]),
+                }
+                for binding in bindings
+            ],
         )
-    await session.flush()
 
 
 # --- live inputs ----------------------------------------------------------------------------
@@ -167,39 +236,45 @@ async def save_connector_state(
     status: ConnectorStatus,
     at: datetime,
 ) -> None:
-    key = (charger_id, ocpp_evse_id, connector_id)
-    row = await session.get(ConnectorStateRow, key)
-    if row is None:
-        row = ConnectorStateRow(
-            charger_id=charger_id,
-            ocpp_evse_id=ocpp_evse_id,
-            connector_id=connector_id,
-            status=status.value,
-            changed_at=at,
+    connection = await session.connection()
+    result = await connection.execute(
+        _UPDATE_STATE,
+        {
+            "k_charger_id": charger_id,
+            "k_ocpp_evse_id": ocpp_evse_id,
+            "k_connector_id": connector_id,
+            "v_status": status.value,
+            "v_changed_at": at,
+        },
+    )
+    if result.rowcount == 0:
+        await connection.execute(
+            insert(_STATES),
+            {
+                "charger_id": charger_id,
+                "ocpp_evse_id": ocpp_evse_id,
+                "connector_id": connector_id,
+                "status": status.value,
+                "changed_at": at,
+            },
         )
-    else:
-        row.status = status.value
-        row.changed_at = at
-    session.add(row)
 
 
 async def live_inputs(session: AsyncSession, charger_id: str, ocpp_evse_id: int) -> LiveInputs:
-    stmt = select(ConnectorStateRow).where(
-        ConnectorStateRow.charger_id == charger_id,
-        col(ConnectorStateRow.ocpp_evse_id).in_((0, ocpp_evse_id)),
-    )
+    connection = await session.connection()
+    values = {"charger_id": charger_id, "evse": ocpp_evse_id}
     connectors: list[ConnectorStatus] = []
     whole: ConnectorStatus | None = None
-    for row in (await session.exec(stmt)).all():
-        if row.ocpp_evse_id == 0:
-            whole = ConnectorStatus(row.status)
-        elif row.ocpp_evse_id == ocpp_evse_id:
-            connectors.append(ConnectorStatus(row.status))
-    link = await session.get(ChargerLinkRow, charger_id)
+    for evse_id, status in (await connection.execute(_STATES_OF_EVSE, values)).all():
+        if evse_id == 0:
+            whole = ConnectorStatus(status)
+        elif evse_id == ocpp_evse_id:
+            connectors.append(ConnectorStatus(status))
+    offline = (await connection.execute(_LINK, {"charger_id": charger_id})).scalar()
     return LiveInputs(
         connectors=tuple(connectors),
         whole_charger=whole,
-        offline=link is not None and link.offline,
+        offline=bool(offline),
     )
 
 
@@ -208,33 +283,41 @@ async def set_link(
 ) -> bool:
     """Record a connection or disconnection; True when the charger was marked offline (its
     EVSEs showed UNKNOWN) and has now come back."""
-    row = await session.get(ChargerLinkRow, charger_id)
-    returned = False
-    if row is None:
-        row = ChargerLinkRow(charger_id=charger_id, connected=connected, changed_at=at)
-    else:
-        returned = connected and row.offline
-        row.connected = connected
-        row.changed_at = at
-        if connected:
-            row.offline = False
-    session.add(row)
-    return returned
+    connection = await session.connection()
+    offline = (await connection.execute(_LINK, {"charger_id": charger_id})).first()
+    if offline is None:
+        await connection.execute(
+            insert(_LINKS),
+            {"charger_id": charger_id, "connected": connected, "changed_at": at, "offline": False},
+        )
+        return False
+    was_offline = bool(offline[0])
+    await connection.execute(
+        _UPDATE_LINK,
+        {
+            "k_charger_id": charger_id,
+            "v_connected": connected,
+            "v_changed_at": at,
+            "v_offline": was_offline and not connected,
+        },
+    )
+    return connected and was_offline
 
 
 async def mark_offline(session: AsyncSession, disconnected_before: datetime) -> list[str]:
     """Flag the chargers disconnected since before ``disconnected_before`` as offline; their
     ids."""
-    stmt = select(ChargerLinkRow).where(
-        col(ChargerLinkRow.connected).is_(False),
-        col(ChargerLinkRow.offline).is_(False),
-        col(ChargerLinkRow.changed_at) <= disconnected_before,
+    connection = await session.connection()
+    stmt = core_select(_LINKS.c.charger_id).where(
+        _LINKS.c.connected.is_(False),
+        _LINKS.c.offline.is_(False),
+        _LINKS.c.changed_at <= disconnected_before,
     )
-    ids = []
-    for row in (await session.exec(stmt)).all():
-        row.offline = True
-        session.add(row)
-        ids.append(row.charger_id)
+    ids = list((await connection.execute(stmt)).scalars().all())
+    if ids:
+        await connection.execute(
+            update(_LINKS).where(_LINKS.c.charger_id.in_(ids)).values(offline=True)
+        )
     return ids
 
 

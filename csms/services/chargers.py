@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import delete, update
+from sqlalchemy import bindparam, delete, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -274,35 +274,37 @@ class ChargerService:
 
     async def handle_status(self, report: StatusReport) -> None:
         """Statuses apply in arrival order (chargers send them in order; their clocks may jump):
-        the reported time is kept, never used to discard a status."""
+        the reported time is kept, never used to discard a status. Core statements, not the
+        ORM: every status of every charger comes this way."""
         now = self._clock()
         evse = report.evse
+        key = {
+            "charger_id": report.charger_id,
+            "ocpp_evse_id": evse.ocpp_evse_id,
+            "connector_id": evse.connector_id,
+        }
+        values = {
+            "status": report.status.value,
+            "error_code": report.error_code,
+            "info": report.info,
+            "vendor_error_code": report.vendor_error_code,
+            "status_at": report.reported_at,
+            "updated_at": now,
+        }
         async with self._db.transaction() as uow:
             await mark_seen(uow.session, report.charger_id, now)
-            row = await uow.session.get(
-                ConnectorRow, (report.charger_id, evse.ocpp_evse_id, evse.connector_id)
-            )
-            previous = ConnectorStatus(row.status) if row is not None else None
-            changed = (
-                row is None or row.status != report.status or row.error_code != report.error_code
-            )
-            if row is None:
-                row = ConnectorRow(
-                    charger_id=report.charger_id,
-                    ocpp_evse_id=evse.ocpp_evse_id,
-                    connector_id=evse.connector_id,
-                    status=report.status.value,
-                    status_at=report.reported_at,
-                    updated_at=now,
-                )
-            row.status = report.status.value
-            row.error_code = report.error_code
-            row.info = report.info
-            row.vendor_error_code = report.vendor_error_code
-            row.status_at = report.reported_at
-            row.updated_at = now
-            uow.session.add(row)
-            if changed:
+            connection = await uow.session.connection()
+            stored = (await connection.execute(_CONNECTOR_STATUS, key)).first()
+            if stored is None:
+                previous = None
+                uow.insert(ConnectorRow, key | values)
+            else:
+                previous = ConnectorStatus(stored.status)
+                uow.update(ConnectorRow, key, values)
+            if stored is None or (stored.status, stored.error_code) != (
+                report.status.value,
+                report.error_code,
+            ):
                 uow.record(
                     ConnectorStatusChanged(
                         charger_id=report.charger_id,
@@ -441,6 +443,13 @@ class ChargerService:
 
     async def _charger(self, session: AsyncSession, charger_id: str) -> ChargerRow:
         return await charger_row(session, charger_id)
+
+
+_CONNECTOR_STATUS = select(col(ConnectorRow.status), col(ConnectorRow.error_code)).where(
+    col(ConnectorRow.charger_id) == bindparam("charger_id"),
+    col(ConnectorRow.ocpp_evse_id) == bindparam("ocpp_evse_id"),
+    col(ConnectorRow.connector_id) == bindparam("connector_id"),
+)
 
 
 async def mark_seen(session: AsyncSession, charger_id: str, now: datetime) -> None:

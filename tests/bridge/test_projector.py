@@ -19,7 +19,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bridge.projector import Applier, Projector
 from bridge.store.database import Database
 from bridge.store.locations import read_offset, save_offset
-from csms.domain.events import ChargerDisconnected, DomainEvent, RecordedEvent
+from csms.domain.events import (
+    ChargerConnected,
+    ChargerDisconnected,
+    DomainEvent,
+    RecordedEvent,
+)
+from csms.domain.model import OcppVersion
 from csms.store.events import EventLog
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -329,6 +335,45 @@ async def test_an_offset_moved_back_by_another_process_is_applied_again_from_the
     assert (a.seen, b.seen) == (first + first + second, first + second)
     end = await last_event(db)
     assert [await offset_of(db, "a"), await offset_of(db, "b")] == [end, end]
+
+
+async def test_an_applier_is_given_only_its_event_types_and_skipped_without_them(
+    db: Database,
+) -> None:
+    everything, connections = Recorder("everything"), Recorder("connections")
+    projector = Projector(
+        db,
+        EventLog(db),
+        [
+            everything.applier(),
+            Applier("connections", connections.apply, events=(ChargerConnected,)),
+        ],
+    )
+    disconnected = await log_events(db, 1, 3)  # ChargerDisconnected only
+    savepoints: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("SAVEPOINT"):
+            savepoints.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", note)
+    try:
+        assert await projector.catch_up() == 3
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", note)
+    assert everything.seen == disconnected
+    assert connections.calls == 0  # not called, yet moved on
+    assert len(savepoints) == 1  # the other applier's only
+    end = await last_event(db)
+    assert await offset_of(db, "connections") == end
+
+    async with db.transaction() as uow:
+        uow.record(ChargerConnected(charger_id="CP9", occurred_at=T0, ocpp_version=OcppVersion.V16))
+        uow.record(ChargerDisconnected(charger_id="CP10", occurred_at=T0))
+    assert await projector.catch_up() == 2
+    assert connections.seen == ["CP9"]  # the connection only, in its batch
+    assert everything.seen == [*disconnected, "CP9", "CP10"]
+    assert await offset_of(db, "connections") == await last_event(db)
 
 
 def test_appliers_need_distinct_names(tmp_path: Path) -> None:
