@@ -207,6 +207,29 @@ async def test_running_a_failing_applier_backs_off_while_the_others_keep_up(
         await projector.stop()
 
 
+async def test_commits_in_quick_succession_are_projected_in_few_batches(db: Database) -> None:
+    """Every commit wakes the running projector; batches start at most once per
+    ``min_period_s``, so the commits of that moment are applied together."""
+    feed = CountingLog(db)
+    recorder = Recorder("a")
+    projector = Projector(db, feed, [recorder.applier()], min_period_s=0.5)
+    projector.start()
+    try:
+        async with asyncio.timeout(5):
+            while not feed.reads:  # the first look, at start
+                await asyncio.sleep(0.01)
+        logged: list[str] = []
+        for n in range(1, 11):  # ten commits, each waking it, within about 0.1 s
+            logged += await log_events(db, n, 1)
+            await asyncio.sleep(0.01)
+        async with asyncio.timeout(5):
+            while recorder.seen != logged:
+                await asyncio.sleep(0.01)
+        assert recorder.calls <= 3  # not one batch per commit
+    finally:
+        await projector.stop()
+
+
 async def test_pushes_are_announced_after_the_commit_only_by_the_appliers_that_made_some(
     db: Database, tmp_path: Path
 ) -> None:
