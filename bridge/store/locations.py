@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, bindparam, delete, insert, update
+from sqlalchemy import Row, Table, Update, bindparam, delete, insert, update
 from sqlalchemy import select as core_select
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -27,7 +28,7 @@ from bridge.store.tables import (
     ProjectorOffsetRow,
 )
 from csms.domain.model import ConnectorStatus
-from csms.store.database import Database
+from csms.store.database import Database, update_by_key
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,18 +76,12 @@ _BINDINGS = cast(Table, EvseBindingRow.__table__)  # type: ignore[attr-defined]
 _STATES = cast(Table, ConnectorStateRow.__table__)  # type: ignore[attr-defined]
 _LINKS = cast(Table, ChargerLinkRow.__table__)  # type: ignore[attr-defined]
 
+
 _LOAD_LOCATION = core_select(
     _LOCATIONS.c.document, _LOCATIONS.c.origin, _LOCATIONS.c.created_at
 ).where(_LOCATIONS.c.key == bindparam("key"))
-_UPDATE_LOCATION = (
-    update(_LOCATIONS)
-    .where(_LOCATIONS.c.key == bindparam("k_key"))
-    .values(
-        publish=bindparam("v_publish"),
-        origin=bindparam("v_origin"),
-        last_updated=bindparam("v_last_updated"),
-        document=bindparam("v_document"),
-    )
+_UPDATE_LOCATION = update_by_key(
+    LocationRow, ("key",), ("publish", "origin", "last_updated", "document")
 )
 _BINDINGS_OF_CHARGER = (
     core_select(_BINDINGS)
@@ -94,29 +89,35 @@ _BINDINGS_OF_CHARGER = (
     .order_by(_BINDINGS.c.evse_key)
 )
 _BINDINGS_OF_EVSE = _BINDINGS_OF_CHARGER.where(_BINDINGS.c.ocpp_evse_id == bindparam("evse"))
-_UPDATE_STATE = (
-    update(_STATES)
-    .where(
-        _STATES.c.charger_id == bindparam("k_charger_id"),
-        _STATES.c.ocpp_evse_id == bindparam("k_ocpp_evse_id"),
-        _STATES.c.connector_id == bindparam("k_connector_id"),
-    )
-    .values(status=bindparam("v_status"), changed_at=bindparam("v_changed_at"))
+_UPDATE_STATE = update_by_key(
+    ConnectorStateRow, ("charger_id", "ocpp_evse_id", "connector_id"), ("status", "changed_at")
 )
 _STATES_OF_EVSE = core_select(_STATES.c.ocpp_evse_id, _STATES.c.status).where(
     _STATES.c.charger_id == bindparam("charger_id"),
     _STATES.c.ocpp_evse_id.in_([0, bindparam("evse")]),
 )
 _LINK = core_select(_LINKS.c.offline).where(_LINKS.c.charger_id == bindparam("charger_id"))
-_UPDATE_LINK = (
-    update(_LINKS)
-    .where(_LINKS.c.charger_id == bindparam("k_charger_id"))
-    .values(
-        connected=bindparam("v_connected"),
-        changed_at=bindparam("v_changed_at"),
-        offline=bindparam("v_offline"),
-    )
+_UPDATE_LINK = update_by_key(
+    ChargerLinkRow, ("charger_id",), ("connected", "changed_at", "offline")
 )
+
+
+async def _update_or_insert(
+    connection: AsyncConnection,
+    statement: Update,
+    table: Table,
+    key: dict[str, Any],
+    values: dict[str, Any],
+    *,
+    created: dict[str, Any] | None = None,
+) -> None:
+    """Set ``values`` on the row of ``key`` (``statement`` takes them as ``k_``/``v_``
+    parameters), or insert that row, with ``created`` too, when there is none."""
+    parameters = {f"k_{name}": value for name, value in key.items()}
+    parameters.update({f"v_{name}": value for name, value in values.items()})
+    result = await connection.execute(statement, parameters)
+    if result.rowcount == 0:
+        await connection.execute(insert(table), key | values | (created or {}))
 
 
 # --- locations ------------------------------------------------------------------------------
@@ -146,30 +147,19 @@ async def save_location(
 ) -> None:
     """Store a Location: an UPDATE of its row, or an INSERT when it has none yet."""
     connection = await session.connection()
-    key = location_key(location.id)
-    document = to_document(location)
-    result = await connection.execute(
+    await _update_or_insert(
+        connection,
         _UPDATE_LOCATION,
+        _LOCATIONS,
+        {"key": location_key(location.id)},
         {
-            "k_key": key,
-            "v_publish": location.publish,
-            "v_origin": origin,
-            "v_last_updated": location.last_updated,
-            "v_document": document,
+            "publish": location.publish,
+            "origin": origin,
+            "last_updated": location.last_updated,
+            "document": to_document(location),
         },
+        created={"created_at": now},
     )
-    if result.rowcount == 0:
-        await connection.execute(
-            insert(_LOCATIONS),
-            {
-                "key": key,
-                "publish": location.publish,
-                "origin": origin,
-                "last_updated": location.last_updated,
-                "document": document,
-                "created_at": now,
-            },
-        )
 
 
 # --- bindings -------------------------------------------------------------------------------
@@ -237,27 +227,13 @@ async def save_connector_state(
     at: datetime,
 ) -> None:
     connection = await session.connection()
-    result = await connection.execute(
+    await _update_or_insert(
+        connection,
         _UPDATE_STATE,
-        {
-            "k_charger_id": charger_id,
-            "k_ocpp_evse_id": ocpp_evse_id,
-            "k_connector_id": connector_id,
-            "v_status": status.value,
-            "v_changed_at": at,
-        },
+        _STATES,
+        {"charger_id": charger_id, "ocpp_evse_id": ocpp_evse_id, "connector_id": connector_id},
+        {"status": status.value, "changed_at": at},
     )
-    if result.rowcount == 0:
-        await connection.execute(
-            insert(_STATES),
-            {
-                "charger_id": charger_id,
-                "ocpp_evse_id": ocpp_evse_id,
-                "connector_id": connector_id,
-                "status": status.value,
-                "changed_at": at,
-            },
-        )
 
 
 async def live_inputs(session: AsyncSession, charger_id: str, ocpp_evse_id: int) -> LiveInputs:

@@ -71,8 +71,9 @@ def _insert_into(table: type[SQLModel]) -> Insert:
 
 
 @functools.cache
-def _update_of(table: type[SQLModel], key: tuple[str, ...], columns: tuple[str, ...]) -> Update:
-    """``UPDATE table SET column = :v_column ... WHERE key = :k_key ...`` (for executemany)."""
+def update_by_key(table: type[SQLModel], key: tuple[str, ...], columns: tuple[str, ...]) -> Update:
+    """``UPDATE table SET column = :v_column ... WHERE key = :k_key ...`` (built once per
+    shape; for executemany too)."""
     target = table.__table__  # type: ignore[attr-defined]
     c = target.c
     return (
@@ -145,7 +146,7 @@ class Writes:
             await connection.execute(_insert_into(table), values)
         updates, self._updates = self._updates, {}
         for (table, key, columns), params in updates.items():
-            await connection.execute(_update_of(table, key, columns), params)
+            await connection.execute(update_by_key(table, key, columns), params)
         if self._event_rows:
             event_rows, self._event_rows = self._event_rows, []
             await connection.execute(_INSERT_EVENT, event_rows)
