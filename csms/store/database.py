@@ -279,16 +279,17 @@ class Database:
 
         The ``async with`` exits once the work is committed (with group commit, by the commit
         of its batch) or raises the error that prevented it."""
-        if self._grouped:
-            async with self._grouped_transaction() as uow:
-                yield uow
-            return
-        if self._write_lock is None:
-            async with self._session_transaction() as uow:
-                yield uow
-        else:
-            async with self._write_lock, self._session_transaction() as uow:
-                yield uow
+        async with _cancellation_restored():
+            if self._grouped:
+                async with self._grouped_transaction() as uow:
+                    yield uow
+                return
+            if self._write_lock is None:
+                async with self._session_transaction() as uow:
+                    yield uow
+            else:
+                async with self._write_lock, self._session_transaction() as uow:
+                    yield uow
         if uow.events:
             self._notify()
 
@@ -332,7 +333,7 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
-        async with self._sessions() as session:
+        async with _cancellation_restored(), self._sessions() as session:
             yield session
 
     async def fetch(self, query: PreparedSelect, **values: Any) -> list[tuple[Any, ...]]:
@@ -344,7 +345,8 @@ class Database:
                 connection = await session.connection()
                 return [tuple(row) for row in await connection.execute(query.statement, values)]
         compiled = query.compiled(self.engine.dialect)
-        rows = await self._readers.fetch(compiled.sql, compiled.parameters(values))
+        async with _cancellation_restored():
+            rows = await self._readers.fetch(compiled.sql, compiled.parameters(values))
         return compiled.rows(rows)
 
     async def dispose(self) -> None:
@@ -521,6 +523,17 @@ class Database:
             if error is None and any(unit.events for unit in batch.units):
                 self._notify()
             self._wake_next()
+
+
+@asynccontextmanager
+async def _cancellation_restored() -> AsyncIterator[None]:
+    """A statement of a cancelled task ends before the cancellation goes on (see
+    ``sqlite_driver.StatementCancelled``): at the database's edge it is the cancellation
+    again, for the caller (and ``asyncio.timeout``) as if it had interrupted the statement."""
+    try:
+        yield
+    except sqlite_driver.StatementCancelled as exc:
+        raise asyncio.CancelledError() from exc
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -17,6 +17,8 @@ otherwise.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -25,6 +27,11 @@ from typing import Any
 import aiosqlite
 
 _Description = tuple[tuple[Any, ...], ...] | None
+
+
+class StatementCancelled(Exception):
+    """Raised by a statement whose task was cancelled while it ran, once it has ended (an
+    ``Exception``, not the ``CancelledError`` itself: SQLAlchemy keeps the connection)."""
 
 
 class OneHopConnection(aiosqlite.Connection):
@@ -40,7 +47,25 @@ class OneHopConnection(aiosqlite.Connection):
         self._deferred: list[str] = []
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return await super()._execute(self._tracked, partial(fn, *args, **kwargs))  # type: ignore[no-untyped-call]
+        """Run ``fn`` on the connection's thread. A call in flight is never interrupted: the
+        call runs to its end on the thread anyway, and one interrupted by a cancellation
+        makes SQLAlchemy invalidate the connection (with group commit, the transaction every
+        unit of the batch shares: their work, already done, would be lost with it). If the
+        task is cancelled meanwhile, the call's end is awaited and ``StatementCancelled``
+        raised instead; ``Database`` turns it back into the cancellation at its edge."""
+        if not self._running or not self._connection:
+            raise ValueError("Connection closed")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._tx.put_nowait((future, partial(self._tracked, partial(fn, *args, **kwargs))))
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            if future.cancelled():
+                raise
+        while not future.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(future)
+        raise StatementCancelled("cancelled while a statement ran; the statement ended")
 
     def _tracked(self, function: Callable[[], Any]) -> Any:
         """On the connection's thread: run ``function``, note whether a transaction is open."""

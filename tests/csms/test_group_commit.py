@@ -336,3 +336,48 @@ async def test_a_lone_unit_is_committed_at_once(db: Database):
     assert len(commits) == 1
     assert await charger_ids(db) == ["A"]
     assert await event_chargers(db) == ["A"]
+
+
+SLOW = text(  # about a second of SQLite work, on the connection's thread
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000) "
+    "SELECT count(*) FROM c"
+)
+
+
+async def test_a_unit_cancelled_during_a_statement_is_rolled_back_alone_when_batched(
+    db: Database,
+):
+    """The statement runs to its end on the connection's thread whatever the task does: the
+    cancellation waits for it, so the connection stays usable (SQLAlchemy invalidates one
+    whose call was interrupted, and every unit of the batch would lose its work)."""
+    held = Held(db, adding("A"))
+    await held.inside.wait()
+    in_statement = asyncio.Event()
+
+    async def victim_work(uow: UnitOfWork) -> None:
+        await adding("B")(uow)
+        in_statement.set()
+        await (await uow.session.connection()).execute(SLOW)
+
+    (victim,) = await queued(db, victim_work)
+    (after,) = await queued(db, adding("C"))
+    held.release.set()
+    await in_statement.wait()
+    await asyncio.sleep(0.05)  # well inside the statement
+    victim.cancel()
+    results = await asyncio.gather(held.task, victim, after, return_exceptions=True)
+    assert results[0] is None
+    assert isinstance(results[1], asyncio.CancelledError)
+    assert results[2] is None
+    assert await charger_ids(db) == ["A", "C"]
+    assert await event_chargers(db) == ["A", "C"]
+
+
+async def test_a_timeout_during_a_statement_is_still_a_timeout(db: Database):
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05), db.transaction() as uow:
+            await adding("A")(uow)
+            await (await uow.session.connection()).execute(SLOW)
+    async with db.transaction() as uow:  # the connection is usable: the next unit commits
+        await adding("B")(uow)
+    assert await charger_ids(db) == ["B"]
