@@ -29,6 +29,10 @@ import aiosqlite
 _Description = tuple[tuple[Any, ...], ...] | None
 
 
+def _nothing() -> None:
+    return None
+
+
 class StatementCancelled(Exception):
     """Raised by a statement whose task was cancelled while it ran, once it has ended (an
     ``Exception``, not the ``CancelledError`` itself: SQLAlchemy keeps the connection)."""
@@ -55,16 +59,19 @@ class OneHopConnection(aiosqlite.Connection):
         raised instead; ``Database`` turns it back into the cancellation at its edge."""
         if not self._running or not self._connection:
             raise ValueError("Connection closed")
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
         self._tx.put_nowait((future, partial(self._tracked, partial(fn, *args, **kwargs))))
         try:
-            return await asyncio.shield(future)
+            return await future
         except asyncio.CancelledError:
-            if future.cancelled():
-                raise
-        while not future.done():
+            pass
+        # The thread serves its queue in order: once this no-op is done, the call has ended.
+        ended: asyncio.Future[None] = loop.create_future()
+        self._tx.put_nowait((ended, _nothing))
+        while not ended.done():
             with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(future)
+                await asyncio.shield(ended)
         raise StatementCancelled("cancelled while a statement ran; the statement ended")
 
     def _tracked(self, function: Callable[[], Any]) -> Any:
