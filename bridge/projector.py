@@ -207,7 +207,8 @@ class Projector:
         unknown = [name for name in names if name not in self._known]
         if unknown:
             async with self._db.read() as session:
-                self._known.update(await _read_offsets(session, unknown))
+                stored = await _stored_offsets(session, unknown)
+            self._known.update({name: stored.get(name, 0) for name in unknown})
         return {name: self._known[name] for name in names}
 
     def start(self) -> None:
@@ -263,12 +264,6 @@ class Projector:
         if len(waits) < len(self._lanes):
             waits.append(self._poll_interval_s)
         return max(0.0, min(waits))
-
-
-async def _read_offsets(session: AsyncSession, names: Sequence[str]) -> dict[str, int]:
-    """The stored offsets of ``names`` (0 for a name never saved), in one query."""
-    stored = await _stored_offsets(session, names)
-    return {name: stored.get(name, 0) for name in names}
 
 
 async def _stored_offsets(session: AsyncSession, names: Sequence[str]) -> dict[str, int]:
