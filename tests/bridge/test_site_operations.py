@@ -10,6 +10,7 @@ import asyncio
 import copy
 import json
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -25,6 +26,7 @@ from bridge.store.tables import LocationRow
 from simulators.emsp.models import dump
 from simulators.emsp.server import EmspSimulator
 from simulators.emsp.state import RecordedRequest
+from simulators.emsp.wire import parse_datetime
 from tests.bridge.conftest import ADMIN_TOKEN
 from tests.bridge.test_locations_api import (
     CPO,
@@ -216,6 +218,9 @@ async def apply_file(
     return report, pushed
 
 
+DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
+
+
 async def our_location(sim: EmspSimulator, location_id: str) -> dict[str, Any]:
     answer = await ocpi_get(sim, f"/{location_id}")
     assert (answer.http_status, answer.status_code) == (200, 1000), answer.describe()
@@ -229,9 +234,22 @@ def emsp_copy(sim: EmspSimulator, location_id: str) -> dict[str, Any]:
     return dump(stored)
 
 
+def instants(value: Any) -> Any:
+    """``value`` with each DateTime as the instant it names: the simulator writes a whole
+    second without its fraction (``...:34Z``), the bridge always with it (``...:34.000Z``)."""
+    if isinstance(value, dict):
+        return {key: instants(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [instants(item) for item in value]
+    if isinstance(value, str) and DATETIME.match(value):
+        return parse_datetime(value)
+    return value
+
+
 async def assert_emsp_copy_is_ours(sim: EmspSimulator, *location_ids: str) -> None:
     for location_id in location_ids:
-        assert emsp_copy(sim, location_id) == await our_location(sim, location_id)
+        ours = await our_location(sim, location_id)
+        assert instants(emsp_copy(sim, location_id)) == instants(ours)
 
 
 async def admin_view(admin: httpx.AsyncClient) -> dict[str, dict[str, Any]]:
