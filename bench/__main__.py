@@ -122,7 +122,7 @@ def run_scenario(args: argparse.Namespace) -> Path:
         "runs": runs,
     }
     path = results.write_result(module.NAME, payload, args.out_dir)
-    if not args.smoke and not args.no_doc:
+    if not args.smoke and not args.no_doc and summary.recorded:
         results.update_summary(
             module.NAME,
             {

@@ -21,6 +21,8 @@ class Summary:
     headline: str
     target: str
     met: bool | None
+    recorded: bool = True
+    """Whether the figures may replace the recorded ones (False for a partial run)."""
 
 
 class ScenarioModule(Protocol):

@@ -3,10 +3,13 @@ the matching of pushes to the messages that caused them."""
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 
 from bench import frames
 from bench.loadgen import Fleet, LoadError, require_loopback
+from bench.scenarios import ingest
 from bench.scenarios.cdrs import pair_cdrs
 from bench.scenarios.ingest import answered_and_projected
 from bench.scenarios.push import match_latencies
@@ -96,3 +99,47 @@ def test_ingest_counts_only_messages_also_projected() -> None:
     assert answered_and_projected(keeping_up) == 1500.0
     # A result recorded before the projection was read: answered only.
     assert answered_and_projected({"messages_per_s": 1400.0}) == 1400.0
+
+
+def _phase(rate: float, p99_ms: float) -> dict[str, object]:
+    latency = {"all": {"p50_ms": p99_ms / 4, "p99_ms": p99_ms}}
+    return {
+        "messages_per_s": rate,
+        "events_projected_per_s": rate,
+        "messages_per_cpu_s": rate,
+        "projection_backlog_end": 3,
+        "load": {"latency": latency},
+    }
+
+
+def test_ingest_phases_option_parses_a_subset_in_order() -> None:
+    assert ingest.parse_phases("ceiling, max") == ("max", "ceiling")
+    assert ingest.parse_phases("rated") == ("rated",)
+    for bad in ("", "rated,fast", ","):
+        with pytest.raises(argparse.ArgumentTypeError):
+            ingest.parse_phases(bad)
+
+
+def test_ingest_partial_run_is_summarized_but_never_recorded() -> None:
+    """A run of some phases reports what it measured; only a full run may replace the
+    recorded figures and judge the target."""
+    args = argparse.Namespace(rate=1500.0, phases=("rated",))
+    partial = ingest.summarize([{"bridge-rated": _phase(1490.0, 30.0)}], args)
+    assert partial.recorded is False
+    assert partial.met is None
+    assert partial.medians["rated_p99_ms"] == 30.0
+    assert "bridge_max_msg_per_s" not in partial.medians
+    assert partial.headline.startswith("at 1500 msg/s offered: 1490 msg/s")
+
+    full = argparse.Namespace(rate=1500.0, phases=tuple(ingest.PHASES))
+    run = {
+        "bridge-max": _phase(1700.0, 500.0),
+        "bridge-rated": _phase(1490.0, 30.0),
+        "ceiling-max": _phase(2300.0, 400.0),
+    }
+    complete = ingest.summarize([run], full)
+    assert complete.recorded is True
+    assert complete.met is True
+    assert complete.medians["ratio"] == round(1700 / 2300, 2)
+    run["bridge-rated"] = _phase(1490.0, 60.0)
+    assert ingest.summarize([run], full).met is False
