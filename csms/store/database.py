@@ -21,7 +21,12 @@ statement of its own: its writes join the batch and are written with those of th
 units, one statement per table and shape, before the next unit that uses the session starts
 and before the COMMIT. The writes of one batch are grouped by statement, so they must not
 depend on each other's order across tables (an insert that refers to a row another deferred
-insert creates, for instance); within one table their order is kept.
+insert creates, for instance); within one table their order is kept. With the one-hop SQLite
+driver they are sent as SQL compiled once per shape, with their parameters converted by the
+columns' types (no SQLAlchemy execution per statement), all in one round trip; and a batch
+that only ``append`` units joined has no session at all: on a connection of its own, BEGIN
+IMMEDIATE, its writes and the COMMIT are one round trip (a unit of work that joins such a
+batch begins the session's transaction and writes them there first).
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Insert, Update, bindparam, event, insert, update
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -57,17 +62,51 @@ from csms.store import (
     sqlite_driver,
     tables,  # noqa: F401  (registers the tables on SQLModel.metadata)
 )
-from csms.store.prepared import PreparedSelect, SharedReaders
+from csms.store.prepared import (
+    CompiledStatement,
+    PreparedSelect,
+    SharedReaders,
+    compile_statement,
+)
 from csms.store.tables import EventRow
 
 log = logging.getLogger(__name__)
 
 _INSERT_EVENT = insert(EventRow)
 
+_InsertShape = tuple[type[SQLModel], tuple[str, ...]]
+"""An INSERT's table and columns."""
+_UpdateShape = tuple[type[SQLModel], tuple[str, ...], tuple[str, ...]]
+"""An UPDATE's table, key columns and set columns."""
+_Statements = list[tuple[str, list[tuple[Any, ...]]]]
+"""SQL statements, each with the parameters of every row it is run for."""
+
 
 @functools.cache
 def _insert_into(table: type[SQLModel]) -> Insert:
     return insert(table)
+
+
+_COMPILED: dict[tuple[object, ...], CompiledStatement] = {}
+"""Deferred writes' statements by shape and dialect name."""
+
+
+def _compiled_insert(
+    table: type[SQLModel], keys: tuple[str, ...], dialect: Dialect
+) -> CompiledStatement:
+    found = _COMPILED.get((table, keys, dialect.name))
+    if found is None:
+        found = _COMPILED[table, keys, dialect.name] = compile_statement(
+            _insert_into(table), dialect, keys
+        )
+    return found
+
+
+def _compiled_update(shape: _UpdateShape, dialect: Dialect) -> CompiledStatement:
+    found = _COMPILED.get((shape, dialect.name))
+    if found is None:
+        found = _COMPILED[shape, dialect.name] = compile_statement(update_by_key(*shape), dialect)
+    return found
 
 
 @functools.cache
@@ -88,10 +127,6 @@ class BatchAborted(Exception):
     be undone cleanly (e.g. cancelled while rolling back), so nothing of it was committed."""
 
 
-_UpdateShape = tuple[type[SQLModel], tuple[str, ...], tuple[str, ...]]
-"""An UPDATE's table, key columns and set columns."""
-
-
 class Writes:
     """Rows to insert, rows to update by key and domain events to append, all written later
     in one go (see ``Database.append``): what a unit of work does without reading."""
@@ -99,7 +134,7 @@ class Writes:
     def __init__(self) -> None:
         self.events: list[DomainEvent] = []
         self._event_rows: list[dict[str, Any]] = []
-        self._rows: dict[type[SQLModel], list[dict[str, Any]]] = {}
+        self._rows: dict[_InsertShape, list[dict[str, Any]]] = {}
         self._updates: dict[_UpdateShape, list[dict[str, Any]]] = {}
 
     def record(self, domain_event: DomainEvent) -> None:
@@ -118,7 +153,7 @@ class Writes:
         """Append a row (column values) to ``table`` when the unit's work is done, with one
         Core INSERT per table: for rows nothing reads back in the same unit of work (meter
         values, applied 2.0.1 events), without the ORM's unit of work."""
-        self._rows.setdefault(table, []).append(row)
+        self._rows.setdefault((table, tuple(row)), []).append(row)
 
     def update(self, table: type[SQLModel], key: dict[str, Any], values: dict[str, Any]) -> None:
         """Set ``values`` (column values) on the row of ``table`` whose columns equal ``key``,
@@ -134,15 +169,23 @@ class Writes:
     def _take_from(self, other: Writes) -> None:
         self.events.extend(other.events)
         self._event_rows.extend(other._event_rows)
-        for table, rows in other._rows.items():
-            self._rows.setdefault(table, []).extend(rows)
+        for table_keys, rows in other._rows.items():
+            self._rows.setdefault(table_keys, []).extend(rows)
         for shape, params in other._updates.items():
             self._updates.setdefault(shape, []).extend(params)
 
     async def _write(self, connection: AsyncConnection) -> None:
-        """Write what is pending (one statement per table and shape), then forget it."""
+        """Write what is pending (one statement per table and shape), then forget it: with
+        the one-hop SQLite driver, every statement in one round trip without SQLAlchemy's
+        execution machinery (``take_statements``), else one ``execute`` per statement."""
+        driver = _one_hop_driver(connection)
+        if driver is not None:
+            statements = self.take_statements(connection.dialect)
+            if statements:
+                await driver.write(statements)
+            return
         rows, self._rows = self._rows, {}
-        for table, values in rows.items():
+        for (table, _keys), values in rows.items():
             await connection.execute(_insert_into(table), values)
         updates, self._updates = self._updates, {}
         for (table, key, columns), params in updates.items():
@@ -150,6 +193,33 @@ class Writes:
         if self._event_rows:
             event_rows, self._event_rows = self._event_rows, []
             await connection.execute(_INSERT_EVENT, event_rows)
+
+    def take_statements(self, dialect: Dialect) -> _Statements:
+        """What is pending as SQL for ``dialect`` (statements compiled once per shape, the
+        parameters converted by the columns' types as SQLAlchemy would), then forget it."""
+        statements: _Statements = []
+        rows, self._rows = self._rows, {}
+        for (table, keys), values in rows.items():
+            compiled = _compiled_insert(table, keys, dialect)
+            statements.append((compiled.sql, [compiled.parameters(row) for row in values]))
+        updates, self._updates = self._updates, {}
+        for shape, params in updates.items():
+            compiled = _compiled_update(shape, dialect)
+            statements.append((compiled.sql, [compiled.parameters(p) for p in params]))
+        if self._event_rows:
+            event_rows, self._event_rows = self._event_rows, []
+            compiled = _compiled_insert(EventRow, tuple(event_rows[0]), dialect)
+            statements.append((compiled.sql, [compiled.parameters(r) for r in event_rows]))
+        return statements
+
+
+def _one_hop_driver(connection: AsyncConnection) -> sqlite_driver.OneHopConnection | None:
+    """The one-hop SQLite connection under ``connection`` (checked out and open), if any."""
+    sync = connection.sync_connection
+    if sync is None or sync.closed or sync.invalidated:
+        return None
+    driver = sync.connection.driver_connection
+    return driver if isinstance(driver, sqlite_driver.OneHopConnection) else None
 
 
 class UnitOfWork(Writes):
@@ -172,9 +242,11 @@ class UnitOfWork(Writes):
 
 @dataclass(eq=False)
 class _Batch:
-    """One open write transaction shared by the units that follow each other in it."""
+    """One write transaction shared by the units that follow each other in it."""
 
-    session: AsyncSession
+    session: AsyncSession | None
+    """The open transaction; None while only ``append`` units joined and the database has a
+    writer connection for them (their writes and the COMMIT are then one round trip)."""
     opened_at: float
     done: asyncio.Future[None]
     started: int = 0
@@ -235,10 +307,9 @@ class Database:
             kwargs["pool_size"] = pool_size
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         # Prepared reads (``fetch``) of a file database share a few connections of their own.
+        one_hop_file = self.is_sqlite and one_hop and sqlite_file(url) is not None
         self._readers = (
-            SharedReaders(self._connect_sqlite, shared_readers)
-            if self.is_sqlite and one_hop and sqlite_file(url) is not None
-            else None
+            SharedReaders(self._connect_sqlite, shared_readers) if one_hop_file else None
         )
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
@@ -253,6 +324,10 @@ class Database:
         self._grouped = (
             (self.is_sqlite and not shared_connection) if group_commit is None else (group_commit)
         )
+        # Batches of ``append`` units only are committed on a connection of their own,
+        # without a session (see ``_commit_appends``).
+        self._appends_alone = self._grouped and one_hop_file
+        self._writer: sqlite_driver.OneHopConnection | None = None
         self._max_batch = max(1, max_batch)
         self._max_batch_s = max_batch_s
         self._turn_taken = False
@@ -352,6 +427,9 @@ class Database:
     async def dispose(self) -> None:
         while self._finishing:
             await asyncio.gather(*self._finishing, return_exceptions=True)
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            await writer.close()
         if self._readers is not None:
             await self._readers.close()
         await self.engine.dispose()
@@ -361,9 +439,9 @@ class Database:
     @asynccontextmanager
     async def _grouped_transaction(self) -> AsyncIterator[UnitOfWork]:
         batch = await self._join_batch()
-        session = batch.session
         first = not batch.units
         try:
+            session = await self._session_of(batch)
             await self._write_deferred(batch)  # what this unit reads includes them
         except BaseException:
             self._pass_turn()
@@ -417,6 +495,19 @@ class Database:
 
     async def _open_batch(self) -> _Batch:
         loop = asyncio.get_running_loop()
+        session = None if self._appends_alone else await self._begin()
+        batch = _Batch(session=session, opened_at=loop.time(), done=loop.create_future())
+        self._batch = batch
+        return batch
+
+    async def _session_of(self, batch: _Batch) -> AsyncSession:
+        """The batch's open transaction, begun now if only ``append`` units joined so far."""
+        if batch.session is None:
+            batch.session = await self._begin()
+        return batch.session
+
+    async def _begin(self) -> AsyncSession:
+        """A session with its write transaction begun."""
         session = self._sessions()
         try:
             connection = await session.connection()
@@ -427,24 +518,41 @@ class Database:
         except BaseException:
             await asyncio.shield(session.close())
             raise
-        batch = _Batch(session=session, opened_at=loop.time(), done=loop.create_future())
-        self._batch = batch
-        return batch
+        return session
 
     async def _write_deferred(self, batch: _Batch) -> None:
         """Write the batch's deferred writes; if that fails, the batch is rolled back."""
         if batch.deferred.is_empty():
             return
+        assert batch.session is not None
         try:
             await batch.deferred._write(await batch.session.connection())
         except BaseException as exc:
             batch.broken = exc
             raise
 
+    async def _commit_appends(self, writes: Writes) -> None:
+        """BEGIN IMMEDIATE, the writes, COMMIT: one round trip on the writer connection
+        (rolled back whole if any of it fails)."""
+        writer = self._writer
+        if writer is None or not writer.usable():
+            self._writer = None
+            writer = await self._connect_sqlite()
+            try:
+                for pragma in _PRAGMAS:
+                    await writer.fetch(pragma, ())
+            except BaseException:
+                await writer.close()
+                raise
+            self._writer = writer
+        writer.defer("BEGIN IMMEDIATE")
+        await writer.write(writes.take_statements(self.engine.dialect), commit=True)
+
     async def _undo(self, batch: _Batch, nested: AsyncSessionTransaction | None) -> None:
         """Roll back the failed unit alone: its savepoint, or the whole (still empty of other
         units) transaction if it was the first of its batch."""
         session = batch.session
+        assert session is not None  # a unit of work has begun it
         if nested is None:
             self._batch = None
             batch.done.set_result(None)
@@ -495,7 +603,14 @@ class Database:
         error: BaseException | None = batch.broken
         session = batch.session
         try:
-            if error is None and batch.units:
+            if session is None:
+                if batch.units:
+                    try:
+                        await self._commit_appends(batch.deferred)
+                    except Exception as exc:
+                        batch.broken = exc  # as a failed deferred write: the batch aborted
+                        raise
+            elif error is None and batch.units:
                 await self._write_deferred(batch)
                 await session.commit()
             else:
@@ -506,7 +621,8 @@ class Database:
                 log.warning("group commit interrupted: %r", exc)
         finally:
             try:
-                await session.close()
+                if session is not None:
+                    await session.close()
             except Exception:
                 log.exception("closing the session of a batch failed")
             if error is None:
@@ -536,12 +652,19 @@ async def _cancellation_restored() -> AsyncIterator[None]:
         raise asyncio.CancelledError() from exc
 
 
+_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=10000",
+)
+"""Every connection's settings (readers add theirs, see ``csms.store.prepared``)."""
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        for pragma in _PRAGMAS:
+            cursor.execute(pragma)
     finally:
         cursor.close()

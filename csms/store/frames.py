@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, insert
+from sqlalchemy import delete
 from sqlmodel import col
 
 from csms.clock import utc_now
@@ -75,9 +75,9 @@ class FrameRecorder:
                 self._pending.popleft() for _ in range(min(self._batch_size, len(self._pending)))
             ]
             try:
-                async with self._db.transaction() as uow:
-                    connection = await uow.session.connection()
-                    await connection.execute(insert(FrameRow), batch)
+                async with self._db.append() as writes:
+                    for frame in batch:
+                        writes.insert(FrameRow, frame)
             except Exception:
                 # Put the batch back and let the next flush retry; never lose frames silently.
                 self._pending.extendleft(reversed(batch))

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Dialect
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import Insert, Select, Update
 
 from csms.store import sqlite_driver
 
@@ -38,14 +38,14 @@ _READER_PRAGMAS = ("PRAGMA query_only = ON", "PRAGMA busy_timeout = 10000")
 
 
 @dataclass(frozen=True)
-class CompiledSelect:
-    """A ``PreparedSelect`` compiled for one dialect with a positional parameter style."""
+class CompiledStatement:
+    """A statement compiled for one dialect with a positional parameter style."""
 
     sql: str
     names: tuple[str, ...]
     """Parameter names, in the order of the placeholders."""
     defaults: Mapping[str, Any]
-    """Values bound in the statement itself (``col == 5``)."""
+    """Values bound in the statement itself (``col == 5``) or the columns' scalar defaults."""
     binds: Mapping[str, _Processor]
     results: tuple[_Processor, ...]
 
@@ -78,30 +78,49 @@ class PreparedSelect:
 
     def __init__(self, statement: Select[*tuple[Any, ...]]) -> None:
         self.statement = statement
-        self._compiled: dict[str, CompiledSelect] = {}
+        self._compiled: dict[str, CompiledStatement] = {}
 
-    def compiled(self, dialect: Dialect) -> CompiledSelect:
+    def compiled(self, dialect: Dialect) -> CompiledStatement:
         found = self._compiled.get(dialect.name)
         if found is None:
-            found = self._compiled[dialect.name] = _compile(self.statement, dialect)
+            found = self._compiled[dialect.name] = compile_statement(self.statement, dialect)
         return found
 
 
-def _compile(statement: Select[*tuple[Any, ...]], dialect: Dialect) -> CompiledSelect:
+def compile_statement(
+    statement: Select[*tuple[Any, ...]] | Insert | Update,
+    dialect: Dialect,
+    column_keys: Sequence[str] | None = None,
+) -> CompiledStatement:
+    """``statement`` compiled once for ``dialect``; an INSERT for the columns ``column_keys``
+    (as SQLAlchemy compiles it for an executemany of rows with those keys), the scalar
+    defaults of the other columns included."""
     if dialect.paramstyle not in ("qmark", "numeric", "format"):
         raise ValueError(
-            f"PreparedSelect needs a positional parameter style, not {dialect.paramstyle}"
+            f"prepared statements need a positional parameter style, not {dialect.paramstyle}"
         )
-    compiled = statement.compile(dialect=dialect)
+    compiled = statement.compile(
+        dialect=dialect, column_keys=list(column_keys) if column_keys is not None else None
+    )
     names = tuple(compiled.positiontup or ())
     binds = {name: compiled.binds[name] for name in names}
     if any(bind.expanding for bind in binds.values()):
-        raise ValueError("PreparedSelect does not support expanding (IN list) parameters")
-    result_types = [column.type for column in statement.selected_columns]
-    return CompiledSelect(
+        raise ValueError("prepared statements do not support expanding (IN list) parameters")
+    defaults = {name: bind.value for name, bind in binds.items() if not bind.required}
+    for column in compiled.insert_prefetch:
+        default = column.default
+        if default is None or not default.is_scalar:
+            raise ValueError(f"{column}: a prepared INSERT needs a value or a scalar default")
+        defaults[column.key] = default.arg  # type: ignore[attr-defined]
+    result_types = (
+        [column.type for column in statement.selected_columns]
+        if isinstance(statement, Select)
+        else []
+    )
+    return CompiledStatement(
         sql=str(compiled),
         names=names,
-        defaults={name: bind.value for name, bind in binds.items() if not bind.required},
+        defaults=defaults,
         # The dialect's own implementation of each type (SQLite's DATETIME is text).
         binds={
             name: bind.type.dialect_impl(dialect).bind_processor(dialect)

@@ -96,6 +96,37 @@ class OneHopConnection(aiosqlite.Connection):
         )
         return result[1]
 
+    async def write(
+        self, statements: Sequence[tuple[str, Sequence[Sequence[Any]]]], *, commit: bool = False
+    ) -> None:
+        """Run each statement once per row of parameters (executemany) in the transaction
+        open on the connection, after the transaction control statements deferred so far,
+        then COMMIT if ``commit`` (rolled back if anything fails): one round trip."""
+        await self._execute(self._write, self.take_deferred(), statements, commit)
+
+    def _write(
+        self,
+        deferred: tuple[str, ...],
+        statements: Sequence[tuple[str, Sequence[Sequence[Any]]]],
+        commit: bool,
+    ) -> None:
+        """On the connection's thread: see ``write``."""
+        connection = self._conn
+        cursor = connection.cursor()
+        try:
+            for statement in deferred:
+                cursor.execute(statement)
+            for sql, rows in statements:
+                cursor.executemany(sql, rows)
+            if commit:
+                connection.commit()
+        except BaseException:
+            if commit and connection.in_transaction:
+                connection.rollback()
+            raise
+        finally:
+            cursor.close()
+
     def usable(self) -> bool:
         """Whether the connection is open and its thread running."""
         return self._connection is not None and self._running

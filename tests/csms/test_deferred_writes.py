@@ -23,15 +23,23 @@ from tests.csms.test_group_commit import (
     charger_ids,
     count_commits,
     event_chargers,
+    trace_driver,
     until,
 )
 
 SEEN = utc_now().replace(microsecond=0)
 
 
-@pytest.fixture(params=["grouped", "alone"])
+@pytest.fixture(params=["grouped", "alone", "memory"])
 async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    """The same behaviour with group commit and with a transaction per unit."""
+    """The same behaviour with group commit, with a transaction per unit, and in memory
+    (SQLAlchemy's own aiosqlite driver: the writes go through its ``execute``)."""
+    if request.param == "memory":
+        database = Database("sqlite+aiosqlite://")
+        await database.create_schema()
+        async for ready in _with_chargers(database):
+            yield ready
+        return
     async for database in _database(tmp_path, grouped=request.param == "grouped"):
         yield database
 
@@ -47,6 +55,11 @@ async def _database(tmp_path: Path, *, grouped: bool) -> AsyncIterator[Database]
         f"sqlite+aiosqlite:///{tmp_path / 'dw.db'}", max_batch_s=3600, group_commit=grouped
     )
     await database.create_schema()
+    async for ready in _with_chargers(database):
+        yield ready
+
+
+async def _with_chargers(database: Database) -> AsyncIterator[Database]:
     async with database.transaction() as uow:
         for charger_id in ("A", "B"):
             uow.session.add(a_charger(charger_id))
@@ -108,18 +121,14 @@ async def test_nothing_is_written_when_an_appending_body_raises(db: Database):
 
 
 async def test_appending_units_share_one_commit_without_statements_of_their_own(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'dw.db'}", max_batch_s=3600)
     await db.create_schema()
     try:
         commits = count_commits(db)
-        statements: list[str] = []
-        event.listen(
-            db.engine.sync_engine,
-            "before_cursor_execute",
-            lambda _c, _cur, sql, *_rest: statements.append(sql.split()[0].upper()),
-        )
+        trace = trace_driver(monkeypatch)
+        statements = trace.statements
         woken: list[int] = []
         db.add_event_listener(lambda: woken.append(1))
         held = Held(db, adding("A"))
@@ -236,3 +245,120 @@ async def test_an_update_of_a_missing_row_changes_nothing(db: Database):
     async with db.append() as writes:
         writes.update(ChargerRow, {"charger_id": "NOBODY"}, {"last_seen_at": SEEN})
     assert await last_seen(db) == {"A": None, "B": None}
+
+
+class HeldAppend:
+    """An appending unit that keeps the writer's turn until released: the appending units
+    started meanwhile join its batch, which no unit of work has opened a session for."""
+
+    def __init__(self, db: Database, charger_id: str) -> None:
+        self.inside = asyncio.Event()
+        self.release = asyncio.Event()
+        self.task = asyncio.create_task(self._run(db, charger_id))
+
+    async def _run(self, db: Database, charger_id: str) -> None:
+        async with db.append() as writes:
+            seen(writes, charger_id, connector=1)
+            self.inside.set()
+            await self.release.wait()
+
+
+async def appending_units(db: Database, *charger_ids: str) -> list[asyncio.Task[None]]:
+    """One appending unit per charger (its connector 2 seen); return once they all wait."""
+
+    async def appending(charger_id: str) -> None:
+        async with db.append() as writes:
+            seen(writes, charger_id, connector=2)
+
+    tasks = [asyncio.create_task(appending(c)) for c in charger_ids]
+    await until(lambda: len(db._waiters) == len(charger_ids))
+    return tasks
+
+
+async def test_a_batch_of_appending_units_is_one_round_trip_without_a_session(
+    grouped: Database, monkeypatch: pytest.MonkeyPatch
+):
+    db = grouped
+    async with db.append() as writes:  # opens the writer connection (its PRAGMAs)
+        writes.update(ChargerRow, {"charger_id": "NOBODY"}, {"last_seen_at": SEEN})
+    sqlalchemy_commits = count_commits(db)
+    checkouts: list[int] = []
+    event.listen(db.engine.sync_engine.pool, "checkout", lambda *_args: checkouts.append(1))
+    trace = trace_driver(monkeypatch)
+    woken: list[int] = []
+    db.add_event_listener(lambda: woken.append(1))
+    held = HeldAppend(db, "A")
+    await held.inside.wait()
+    tasks = await appending_units(db, "A", "B")
+    held.release.set()
+    await asyncio.gather(held.task, *tasks)
+    # BEGIN IMMEDIATE, then for the three units together one statement per table and shape,
+    # and the COMMIT: a single call on the writer connection's thread.
+    assert trace.statements == ["BEGIN", "INSERT", "UPDATE", "INSERT"]
+    assert trace.commits == 1
+    assert trace.calls == 1
+    assert sqlalchemy_commits == []
+    assert checkouts == []  # no session, no pooled connection
+    assert woken == [1]
+    assert await connectors(db) == [("A", 1), ("A", 2), ("B", 2)]
+    assert await last_seen(db) == {"A": SEEN, "B": SEEN}
+    assert await event_chargers(db) == ["A", "A", "B"]
+
+
+async def test_a_failing_batch_of_appending_units_is_aborted_whole(grouped: Database):
+    db = grouped
+    held = HeldAppend(db, "A")
+    await held.inside.wait()
+    # NOBODY is not a charger: its connector row breaks the foreign key when written.
+    tasks = await appending_units(db, "B", "NOBODY")
+    held.release.set()
+    results = await asyncio.gather(held.task, *tasks, return_exceptions=True)
+    assert all(isinstance(r, BatchAborted) for r in results), results
+    assert "FOREIGN KEY" in str(results[0].__cause__)  # type: ignore[union-attr]
+    assert await last_seen(db) == {"A": None, "B": None}
+    assert await connectors(db) == []
+    assert await event_chargers(db) == []
+    # Rolled back on its connection, which the next batch uses as before.
+    async with db.append() as writes:
+        seen(writes, "B", connector=1)
+    assert await connectors(db) == [("B", 1)]
+
+
+async def test_a_unit_of_work_joining_appending_ones_begins_their_transaction(
+    grouped: Database, monkeypatch: pytest.MonkeyPatch
+):
+    """The batch had no session: the unit of work opens one, the appended rows are written
+    in it first (it reads them), and one COMMIT on that session ends the batch."""
+    db = grouped
+    sqlalchemy_commits = count_commits(db)
+    held = HeldAppend(db, "A")
+    await held.inside.wait()
+    read: list[object] = []
+
+    async def reading() -> None:
+        async with db.transaction() as uow:
+            row = await uow.session.get(ChargerRow, "A")
+            assert row is not None
+            read.append(row.last_seen_at)
+
+    reader = asyncio.create_task(reading())
+    await until(lambda: len(db._waiters) == 1)
+    held.release.set()
+    await asyncio.gather(held.task, reader)
+    assert read == [SEEN]
+    assert sqlalchemy_commits == [1]
+    assert await connectors(db) == [("A", 1)]
+
+
+async def test_a_closed_writer_connection_is_replaced(grouped: Database):
+    db = grouped
+    async with db.append() as writes:
+        seen(writes, "A")
+    writer = db._writer
+    assert writer is not None
+    await writer.close()
+    async with db.append() as writes:
+        seen(writes, "B", connector=1)
+    assert db._writer is not writer
+    assert await last_seen(db) == {"A": SEEN, "B": SEEN}
+    assert await connectors(db) == [("B", 1)]

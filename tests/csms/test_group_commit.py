@@ -4,7 +4,8 @@ share its transaction, each in a savepoint of its own, and are made durable by o
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from csms.clock import utc_now
 from csms.domain.events import ChargerConnected, ChargerDisconnected
 from csms.domain.model import OcppVersion
 from csms.store.database import Database, UnitOfWork
+from csms.store.sqlite_driver import OneHopConnection
 from csms.store.tables import ChargerRow, ConnectorRow, EventRow
 
 
@@ -29,6 +31,58 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
         yield database
     finally:
         await database.dispose()
+
+
+@dataclass
+class DriverTrace:
+    """What the one-hop driver sent to SQLite, on every connection."""
+
+    statements: list[str] = field(default_factory=list)
+    """The first word of each statement, in order (an executemany counts once)."""
+    commits: int = 0
+    calls: int = 0
+    """Round trips to a connection's thread that ran SQL."""
+
+
+def trace_driver(monkeypatch: pytest.MonkeyPatch) -> DriverTrace:
+    """Record the statements and COMMITs of the one-hop driver (SQLAlchemy's events do not
+    see the deferred writes, which bypass its execution)."""
+    trace = DriverTrace()
+    run, write, commit = (
+        OneHopConnection._run,
+        OneHopConnection._write,
+        OneHopConnection._commit_or_roll_back,
+    )
+
+    def note(*sql: str) -> None:
+        trace.calls += 1
+        trace.statements.extend(statement.split()[0].upper() for statement in sql)
+
+    def traced_run(
+        self: OneHopConnection, sql: str, parameters: Any, many: bool, deferred: Sequence[str] = ()
+    ) -> Any:
+        note(*deferred, sql)
+        return run(self, sql, parameters, many, tuple(deferred))
+
+    def traced_write(
+        self: OneHopConnection,
+        deferred: tuple[str, ...],
+        statements: Sequence[tuple[str, Sequence[Sequence[Any]]]],
+        commit_too: bool,
+    ) -> None:
+        note(*deferred, *(sql for sql, _rows in statements))
+        trace.commits += commit_too
+        write(self, deferred, statements, commit_too)
+
+    def traced_commit(self: OneHopConnection) -> None:
+        trace.calls += 1
+        trace.commits += 1
+        commit(self)
+
+    monkeypatch.setattr(OneHopConnection, "_run", traced_run)
+    monkeypatch.setattr(OneHopConnection, "_write", traced_write)
+    monkeypatch.setattr(OneHopConnection, "_commit_or_roll_back", traced_commit)
+    return trace
 
 
 def count_commits(db: Database) -> list[int]:
