@@ -22,6 +22,7 @@ from bridge.chargingprofiles import PROJECTED_EVENTS as PROFILE_EVENTS
 from bridge.chargingprofiles import ChargingProfilePolicy, ChargingProfileService
 from bridge.commands import CommandGrant, CommandPolicy, CommandService
 from bridge.event_loop import http_parser, loop_name
+from bridge.heap import tune_for_serving
 from bridge.identity import CpoIdentity
 from bridge.locations import PROJECTED_EVENTS as LOCATION_EVENTS
 from bridge.locations import ApplyReport, LocationService, PartnerDirectory
@@ -332,6 +333,7 @@ class BridgeApp:
 
     async def run_until_stopped(self) -> None:
         await self.start()
+        tune_for_serving()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -162,6 +162,24 @@ def test_serve_runs_on_the_configured_event_loop(tmp_path, loop):
         assert process.wait(20) == 0
 
 
+@pytest.mark.timeout(60)
+def test_serve_tunes_the_garbage_collector_once_started(tmp_path):
+    """Start-up objects frozen and the middle generation collected less often (see
+    ``bridge.heap``), right after the ready line."""
+    with _serving(tmp_path) as (process, _, _, _):
+        assert process.stderr is not None
+        after_ready = []
+        while len(after_ready) < 20:  # the next lines (no timing: a missing one times out)
+            after_ready.append(process.stderr.readline())
+            if "garbage collection:" in after_ready[-1] or not after_ready[-1]:
+                break
+        tuned = [line for line in after_ready if "garbage collection:" in line]
+        assert tuned, after_ready
+        assert re.search(r"(\d+) start-up objects exempted, thresholds \(\d+, 100, \d+\)", tuned[0])
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(20) == 0
+
+
 def test_chargers_add_generates_a_password_and_lists_the_charger(tmp_path):
     added = _cli(tmp_path, "chargers", "add", "CP-9")
     assert added.returncode == 0, added.stderr
