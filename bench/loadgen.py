@@ -211,8 +211,9 @@ async def connect_all(
                 return False
             try:
                 await charger.connect(base_url, open_timeout=min(60.0, remaining))
-            except Exception:
+            except Exception as exc:
                 charger.stats.connect_failures += 1
+                charger.stats.error(f"connect:{type(exc).__name__}")
                 return False
             done_at = time.perf_counter()
             return True
