@@ -1,5 +1,7 @@
 """Read-only SELECTs compiled once and run without the ORM: ``PreparedSelect`` and the shared
 read connections of a SQLite file database (``SharedReaders``, used by ``Database.fetch``).
+``compile_statement`` also compiles the INSERTs and UPDATEs of the deferred writes
+(``csms.store.database.Writes``), the same way.
 
 A page of an OCPI list (a hundred stored documents and their total) costs about 0.7 ms of SQLite
 work, but through an ``AsyncSession`` about twice that again in Python: building the statement,
