@@ -27,7 +27,7 @@ import contextlib
 import sqlite3
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -276,23 +276,51 @@ def answered_and_projected(phase: dict[str, Any]) -> float:
     return min(answered, float(phase.get("events_projected_per_s", answered)))
 
 
+_FIGURES: dict[str, Callable[[dict[str, Any]], float]] = {
+    "msg_per_s": answered_and_projected,
+    "answered_per_s": lambda phase: float(phase["messages_per_s"]),
+    "backlog_end": lambda phase: float(phase.get("projection_backlog_end", 0)),
+    "msg_per_cpu_s": lambda phase: float(phase["messages_per_cpu_s"]),
+    "p50_ms": lambda phase: _p(phase, "p50_ms"),
+    "p99_ms": lambda phase: _p(phase, "p99_ms"),
+}
+"""The figures of a bridge phase, by what they are."""
+_MAX_KEYS = {
+    "msg_per_s": "bridge_max_msg_per_s",
+    "answered_per_s": "bridge_max_answered_per_s",
+    "backlog_end": "bridge_max_backlog_end",
+    "msg_per_cpu_s": "bridge_msg_per_cpu_s",
+    "p50_ms": "bridge_max_p50_ms",
+    "p99_ms": "bridge_max_p99_ms",
+}
+"""The names the medians of ``bridge-max`` are recorded under (summary.json)."""
+_RATED_KEYS = {
+    "msg_per_s": "rated_msg_per_s",
+    "msg_per_cpu_s": "rated_msg_per_cpu_s",
+    "backlog_end": "rated_backlog_end",
+    "p50_ms": "rated_p50_ms",
+    "p99_ms": "rated_p99_ms",
+}
+
+
+def _med(values: list[float]) -> float:
+    return round(statistics.median(values), 2)
+
+
+def _phase_medians(phases: list[dict[str, Any]], keys: dict[str, str]) -> dict[str, float]:
+    """The median over runs of each figure in ``keys``, under the name it gives."""
+    return {
+        name: _med([_FIGURES[figure](phase) for phase in phases]) for figure, name in keys.items()
+    }
+
+
 def summarize(runs: list[dict[str, Any]], args: argparse.Namespace) -> Summary:
-    def med(values: list[float]) -> float:
-        return round(statistics.median(values), 2)
 
     ran = set(args.phases)
     medians: dict[str, float] = {}
     parts = []
     if "max" in ran:
-        maxed = [r["bridge-max"] for r in runs]
-        medians |= {
-            "bridge_max_msg_per_s": med([answered_and_projected(p) for p in maxed]),
-            "bridge_max_answered_per_s": med([p["messages_per_s"] for p in maxed]),
-            "bridge_max_backlog_end": med([p.get("projection_backlog_end", 0) for p in maxed]),
-            "bridge_msg_per_cpu_s": med([p["messages_per_cpu_s"] for p in maxed]),
-            "bridge_max_p50_ms": med([_p(p, "p50_ms") for p in maxed]),
-            "bridge_max_p99_ms": med([_p(p, "p99_ms") for p in maxed]),
-        }
+        medians |= _phase_medians([r["bridge-max"] for r in runs], _MAX_KEYS)
         parts.append(
             f"bridge {medians['bridge_max_msg_per_s']:.0f} msg/s answered and projected "
             f"({medians['bridge_max_answered_per_s']:.0f} answered, projection backlog "
@@ -302,15 +330,8 @@ def summarize(runs: list[dict[str, Any]], args: argparse.Namespace) -> Summary:
             f"saturated)"
         )
     if "rated" in ran:
-        rated = [r["bridge-rated"] for r in runs]
-        medians |= {
-            "rated_offered_msg_per_s": float(args.rate),
-            "rated_msg_per_s": med([answered_and_projected(p) for p in rated]),
-            "rated_msg_per_cpu_s": med([p["messages_per_cpu_s"] for p in rated]),
-            "rated_backlog_end": med([p.get("projection_backlog_end", 0) for p in rated]),
-            "rated_p50_ms": med([_p(p, "p50_ms") for p in rated]),
-            "rated_p99_ms": med([_p(p, "p99_ms") for p in rated]),
-        }
+        medians |= _phase_medians([r["bridge-rated"] for r in runs], _RATED_KEYS)
+        medians["rated_offered_msg_per_s"] = float(args.rate)
         parts.append(
             f"at {args.rate:.0f} msg/s offered: {medians['rated_msg_per_s']:.0f} msg/s "
             f"(backlog {medians['rated_backlog_end']:.0f}, "
@@ -320,12 +341,12 @@ def summarize(runs: list[dict[str, Any]], args: argparse.Namespace) -> Summary:
     if "ceiling" in ran:
         ceiling = [r["ceiling-max"] for r in runs]
         medians |= {
-            "ceiling_msg_per_s": med([p["messages_per_s"] for p in ceiling]),
-            "ceiling_msg_per_cpu_s": med([p["messages_per_cpu_s"] for p in ceiling]),
+            "ceiling_msg_per_s": _med([p["messages_per_s"] for p in ceiling]),
+            "ceiling_msg_per_cpu_s": _med([p["messages_per_cpu_s"] for p in ceiling]),
         }
         parts.append(f"bare ocpp ceiling {medians['ceiling_msg_per_s']:.0f} msg/s")
     if {"max", "ceiling"} <= ran:
-        medians["ratio"] = med(
+        medians["ratio"] = _med(
             [
                 answered_and_projected(r["bridge-max"]) / r["ceiling-max"]["messages_per_s"]
                 if r["ceiling-max"]["messages_per_s"]

@@ -537,14 +537,7 @@ class Database:
         writer = self._writer
         if writer is None or not writer.usable():
             self._writer = None
-            writer = await self._connect_sqlite()
-            try:
-                for pragma in _PRAGMAS:
-                    await writer.fetch(pragma, ())
-            except BaseException:
-                await writer.close()
-                raise
-            self._writer = writer
+            writer = self._writer = await sqlite_driver.opened(self._connect_sqlite, _PRAGMAS)
         writer.defer("BEGIN IMMEDIATE")
         await writer.write(writes.take_statements(self.engine.dialect), commit=True)
 

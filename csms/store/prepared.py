@@ -173,13 +173,7 @@ class SharedReaders:
             self._opening = asyncio.Lock()
         async with self._opening:
             while len(self._connections) < self._count:
-                connection: sqlite_driver.OneHopConnection = await self._connect()
-                try:
-                    for pragma in _READER_PRAGMAS:
-                        await connection.fetch(pragma, ())
-                except BaseException:
-                    await connection.close()
-                    raise
+                connection = await sqlite_driver.opened(self._connect, _READER_PRAGMAS)
                 self._connections.append(connection)
         return self._connections
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -273,6 +273,20 @@ class OneHopCursor:
 
     def setoutputsize(self, *_args: Any) -> None:
         return None
+
+
+async def opened(
+    connect: Callable[[], Awaitable[OneHopConnection]], pragmas: Sequence[str]
+) -> OneHopConnection:
+    """A connection from ``connect`` with ``pragmas`` run on it (closed again if one fails)."""
+    connection = await connect()
+    try:
+        for pragma in pragmas:
+            await connection.fetch(pragma, ())
+    except BaseException:
+        await connection.close()
+        raise
+    return connection
 
 
 async def connect(database: str, **kwargs: Any) -> OneHopConnection:
