@@ -126,14 +126,18 @@ async def _phase(
 
     async def send(index: int, charger: Charger) -> None:
         tx = transactions[charger.charger_id]
-        # Spread the first sends over one interval so a rated fleet does not move in step.
+        # Spread the first sends over one interval so a rated fleet does not move in step,
+        # and keep each charger on its own schedule, as a charger samples its meter on its
+        # own clock: a late reply delays the next send, never the ones after it. (Moving
+        # the schedule to the late reply instead put every charger that waited out the same
+        # pause in step: a burst of the whole fleet once per interval, not an even rate.)
         next_at = begin + (index / max(1, len(chargers))) * interval
         while True:
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
             if time.monotonic() >= end:
                 return
             await drive.meter(charger, tx)
-            next_at = max(next_at + interval, time.monotonic()) if interval else 0.0
+            next_at += interval
 
     marker = asyncio.create_task(mark())
     await run_each(chargers, send)
