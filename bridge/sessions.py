@@ -110,7 +110,8 @@ class SessionPolicy:
     currency: str = "EUR"
     """Currency of sessions whose connector has no tariff."""
     patch_interval_s: float = 30.0
-    """At most one progress PATCH per session per this many seconds (charger time)."""
+    """At most one progress PATCH per session per window of this many seconds (charger time;
+    each session's windows have a phase of their own: see ``mapping.patch_due``)."""
     pending_timeout_s: float = 900.0
     """A START_SESSION's PENDING session without a transaction this long becomes INVALID."""
     reservation_grace_s: float = 60.0
@@ -317,7 +318,9 @@ class SessionService:
         if row.status != SessionStatus.ACTIVE.value:
             return
         interval = timedelta(seconds=self._policy.patch_interval_s)
-        if row.last_push_at is not None and event.occurred_at - row.last_push_at < interval:
+        if row.last_push_at is not None and not mapping.patch_due(
+            row.id, row.last_push_at, event.occurred_at, interval
+        ):
             # Pricing the whole timeline again is the costly part of a meter value: the stored
             # document (what GET shows) follows the PATCHes, at most one interval behind.
             return

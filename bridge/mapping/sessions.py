@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import bisect
 import json
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -172,6 +173,26 @@ def signed_values_of(readings: Iterable[MeterReading]) -> list[dict[str, Any]]:
             }
         )
     return found
+
+
+# --- progress PATCHes -----------------------------------------------------------------------
+
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_PHASES = 1 << 16
+
+
+def patch_due(session_id: str, last_push_at: datetime, at: datetime, interval: timedelta) -> bool:
+    """Whether a progress PATCH of a session last pushed at ``last_push_at`` is due at ``at``
+    (charger time): once per window of ``interval``, each session's windows shifted by a
+    phase of its own (from its id). Sessions that start together (a depot's fleet plugged
+    in at once, chargers back after a power cut) would otherwise be priced and PATCHed in the
+    same moment, every interval; with the phases their PATCHes spread evenly over it. At
+    most one PATCH per window, so on average one per interval; the first after the PUT comes
+    within one interval."""
+    if interval <= timedelta(0):
+        return True
+    phase = interval * (zlib.crc32(session_id.encode()) % _PHASES) / _PHASES
+    return (at - _EPOCH - phase) // interval > (last_push_at - _EPOCH - phase) // interval
 
 
 # --- the timeline ----------------------------------------------------------------------------

@@ -3,6 +3,7 @@ vs parking states, signed data."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -209,3 +210,51 @@ def test_noisy_negative_power_and_current_count_as_zero() -> None:
         ]
     )
     assert (sample.power_w, sample.current_a) == (Decimal(0), Decimal(0))
+
+
+# --- progress PATCH windows ------------------------------------------------------------------
+
+INTERVAL = timedelta(seconds=30)
+
+
+def patch_times(session_id: str, pushed_at: datetime, seconds: int) -> list[datetime]:
+    """When a session PUT at ``pushed_at`` and metered every second is PATCHed."""
+    last, sent = pushed_at, []
+    for second in range(1, seconds + 1):
+        at = pushed_at + timedelta(seconds=second)
+        if mapping.patch_due(session_id, last, at, INTERVAL):
+            last = at
+            sent.append(at)
+    return sent
+
+
+def test_a_session_is_patched_once_per_window_of_the_interval() -> None:
+    sent = patch_times("9c4f0d1e-5b7a-5c2e-8f31-0a6d2b9e4c17", T0, 300)
+    assert 9 <= len(sent) <= 11
+    assert sent[0] - T0 <= INTERVAL  # the first PATCH within one interval of the PUT
+    gaps = {later - earlier for earlier, later in itertools.pairwise(sent)}
+    assert gaps == {INTERVAL}  # then one every interval, metered every second
+
+
+def test_sessions_started_together_are_patched_spread_over_the_interval() -> None:
+    firsts = [
+        patch_times(f"session-{n}", T0, 31)[0] - T0 for n in range(1000)
+    ]  # every one PUT at T0
+    per_3_seconds = [0] * 11
+    for first in firsts:
+        per_3_seconds[int(first.total_seconds()) // 3] += 1
+    assert sum(per_3_seconds) == 1000
+    # Even: about 100 per tenth of the interval, where a common phase would put all in one.
+    assert max(per_3_seconds[:10]) < 150
+    assert min(per_3_seconds[:10]) > 50
+
+
+def test_no_patch_for_a_value_older_than_the_last_push_and_always_one_without_interval() -> None:
+    session_id = "session-1"
+    assert not mapping.patch_due(session_id, T0, T0 - timedelta(minutes=5), INTERVAL)
+    assert not mapping.patch_due(session_id, T0, T0, INTERVAL)
+    assert mapping.patch_due(session_id, T0, T0 + INTERVAL, INTERVAL)  # a window passed
+    assert mapping.patch_due(session_id, T0, T0, timedelta(0))
+    # The phase is the session's own, the same in every process (not Python's hash).
+    phases = {patch_times(session_id, T0, 31)[0] for _ in range(3)}
+    assert len(phases) == 1
