@@ -56,9 +56,14 @@ from bridge.push.outbox import FullObject, PushRequest
 from bridge.store import locations as location_store
 from bridge.store.outbox import enqueue
 from bridge.store.sessions import (
+    add_points,
+    delete_points,
+    load_timeline,
+    points_of,
     running_session_at,
     session_of_transaction,
     sessions_by_ids,
+    store_timeline,
     store_timelines,
 )
 from bridge.store.tables import (
@@ -228,7 +233,7 @@ class SessionService:
         decision = await _decision(session, event.authorization_ref)
         row = await self._waiting_for(session, event, decision)
         if row is not None:
-            usage = mapping.Usage.from_json(row.usage)
+            usage = await load_timeline(session, row)
             await self._take_over(
                 session, row, event.transaction_ref, event.evse, event.occurred_at
             )
@@ -251,7 +256,7 @@ class SessionService:
             usage = mapping.Usage()
         usage.change_state(event.occurred_at, ChargeState.CHARGING)
         self._read(row, usage, event.readings, None)
-        row.usage = usage.to_json()
+        await store_timeline(session, row, usage)
         session.add(row)
         if event.id_token is not None:
             await self._take_authorization(
@@ -298,7 +303,7 @@ class SessionService:
     ) -> None:
         if row.ended_at is not None:
             return
-        usage = batch.usage_of(row)
+        usage = await batch.usage_of(row)
         changed = False
         if state is not None:
             changed = usage.change_state(event.occurred_at, state)
@@ -332,7 +337,7 @@ class SessionService:
         row = await session_of_transaction(session, event.charger_id, event.transaction_ref)
         if row is None or row.ended_at is not None:
             return
-        usage = mapping.Usage.from_json(row.usage)
+        usage = await load_timeline(session, row)
         self._read(row, usage, event.readings, None)
         if row.meter_start_wh is not None and event.meter_stop_wh is not None:
             usage.add_point(event.occurred_at, event.meter_stop_wh - row.meter_start_wh, None, None)
@@ -340,7 +345,7 @@ class SessionService:
             usage.add_point(event.occurred_at, event.energy_wh, None, None)
         row.ended_at = max(event.occurred_at, row.started_at)
         row.stop_reason = event.reason[:32]
-        row.usage = usage.to_json()
+        await store_timeline(session, row, usage)
         session.add(row)
         if row.status == SessionStatus.PENDING.value:
             await self._place(session, row, event.evse, quiet=True)
@@ -424,7 +429,7 @@ class SessionService:
         if not opening.at_evse:
             self._location_level(row)
         session.add(row)
-        self._put(row, mapping.Usage.from_json(row.usage), requests)
+        self._put(row, await load_timeline(session, row), requests)
         log.info("command #%d: %s session %s", opening.command_id, row.status, row.id)
         return requests
 
@@ -458,7 +463,7 @@ class SessionService:
             row.ended_at = now
             row.stop_reason = "NoTransaction"
             session.add(row)
-            self._put(row, mapping.Usage.from_json(row.usage), requests)
+            self._put(row, await load_timeline(session, row), requests)
             log.info("session %s: no transaction followed its START_SESSION: INVALID", row.id)
         overdue = now - timedelta(seconds=self._policy.reservation_grace_s)
         reserved = await _held_reservations(session, col(ReservationRow.expires_at) < overdue)
@@ -522,9 +527,10 @@ class SessionService:
         the command whose token then authorized it."""
         assert internal.transaction_ref is not None
         transaction_ref = internal.transaction_ref
-        inner = mapping.Usage.from_json(internal.usage)
-        usage = mapping.Usage.from_json(waiting.usage)
+        inner = await load_timeline(session, internal)
+        usage = await load_timeline(session, waiting)
         await session.delete(internal)
+        await delete_points(session, internal.id)
         await session.flush()
         await self._take_over(
             session,
@@ -541,7 +547,7 @@ class SessionService:
         for point in inner.meter:
             usage.add_point(*point)
         usage.add_signed(inner.signed)
-        waiting.usage = usage.to_json()
+        await store_timeline(session, waiting, usage)
         session.add(waiting)
         return waiting
 
@@ -647,12 +653,12 @@ class SessionService:
         expired: bool = False,
         invalid: bool = False,
     ) -> None:
-        usage = mapping.Usage.from_json(row.usage)
+        usage = await load_timeline(session, row)
         usage.reservation_expired = expired
         row.ended_at = max(at, row.started_at)
         row.stop_reason = reason
         row.status = (SessionStatus.INVALID if invalid else SessionStatus.COMPLETED).value
-        row.usage = usage.to_json()
+        await store_timeline(session, row, usage)
         session.add(row)
         self._put(row, usage, requests)
         log.info("reservation session %s: %s (%s)", row.id, row.status, reason)
@@ -828,7 +834,7 @@ class SessionService:
         if row.location_id is None:
             return
         row.status = SessionStatus.ACTIVE.value
-        usage = mapping.Usage.from_json(row.usage)
+        usage = await load_timeline(session, row)
         self._put(row, usage, requests)
         session.add(row)
 
@@ -1082,6 +1088,20 @@ class _Batch:
             key = guesses[row.id]
             if (row.charger_id, row.transaction_ref) == key:
                 self._rows[key] = row
+        # Their timelines: kept from earlier batches, else decoded with the points of all of
+        # them read in one query.
+        decode: list[SessionRow] = []
+        for row in self._rows.values():
+            kept = self._timelines.take(row.id, row.usage)
+            if kept is not None:
+                self._usages[row.id] = (row, row.usage, kept)
+            else:
+                decode.append(row)
+        stored = [row.id for row in decode if mapping.Usage.stored_points(row.usage)]
+        points = await points_of(self._session, stored)
+        for row in decode:
+            usage = mapping.Usage.from_json(row.usage, points.get(row.id, ()))
+            self._usages[row.id] = (row, row.usage, usage)
 
     async def row_of(self, charger_id: str, transaction_ref: str) -> SessionRow | None:
         key = (charger_id, transaction_ref)
@@ -1096,7 +1116,7 @@ class _Batch:
     def forget(self, charger_id: str, transaction_ref: str) -> None:
         self._rows.pop((charger_id, transaction_ref), None)
 
-    def usage_of(self, row: SessionRow) -> mapping.Usage:
+    async def usage_of(self, row: SessionRow) -> mapping.Usage:
         """The session's timeline: the one decoded before, unless ``row.usage`` was written
         by someone else since."""
         known = self._usages.get(row.id)
@@ -1106,7 +1126,7 @@ class _Batch:
             and (row.id in self._changed or row.usage is known[1])
         ):
             return known[2]
-        usage = self._timelines.take(row.id, row.usage) or mapping.Usage.from_json(row.usage)
+        usage = self._timelines.take(row.id, row.usage) or await load_timeline(self._session, row)
         self._usages[row.id] = (row, row.usage, usage)
         return usage
 
@@ -1119,15 +1139,18 @@ class _Batch:
         ORM's flush of each row costs more than the rest of a meter value's projection); the
         ORM then holds the text as the row's stored value."""
         stored: list[tuple[SessionRow, str]] = []
+        points: list[tuple[str, mapping.Point]] = []
         for session_id, row in self._changed.items():
             usage = self._usages[session_id][2]
             text = usage.to_json()
+            points += [(session_id, point) for point in usage.take_unstored()]
             if inspect(row).persistent:
                 stored.append((row, text))
             else:
                 row.usage = text
             self._usages[session_id] = (row, text, usage)
         self._changed.clear()
+        await add_points(self._session, points)
         if stored:
             await store_timelines(self._session, [(row.id, text) for row, text in stored])
             for row, text in stored:

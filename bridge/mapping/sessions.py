@@ -198,47 +198,70 @@ def patch_due(session_id: str, last_push_at: datetime, at: datetime, interval: t
 # --- the timeline ----------------------------------------------------------------------------
 
 
+Point = tuple[datetime, int, Decimal | None, Decimal | None]
+"""A meter point: when, energy since the session's start (Wh), power (W), current (A)."""
+
+
 @dataclass(kw_only=True)
 class Usage:
-    """A session's timeline, kept as JSON with the session."""
+    """A session's timeline. Its meter points are stored apart from the rest (one row each,
+    appended: see ``SessionPointRow``); ``to_json`` is the rest, with the count of points,
+    and ``take_unstored`` the points added since the timeline was loaded or last stored."""
 
     states: list[tuple[datetime, ChargeState]] = field(default_factory=list)
-    meter: list[tuple[datetime, int, Decimal | None, Decimal | None]] = field(default_factory=list)
+    meter: list[Point] = field(default_factory=list)
     signed: list[dict[str, Any]] = field(default_factory=list)
     reservation_expired: bool = False
     """The session is a reservation that ended unused when it expired (reference 3.4:
     ``RESERVATION_EXPIRES`` elements apply)."""
 
-    _meter_parts: list[str] = field(default_factory=list, init=False, repr=False, compare=False)
+    _unstored: list[Point] = field(default_factory=list, init=False, repr=False, compare=False)
     _signed_parts: list[str] = field(default_factory=list, init=False, repr=False, compare=False)
-    """``meter`` and ``signed`` entries encoded once each (a running session is stored again
-    after every meter value, and its timeline only grows): ``to_json`` joins them. They are
-    encoded again whenever their count no longer matches the list's."""
+    """``signed`` entries encoded once each (a running session is stored again after every
+    meter value): ``to_json`` joins them. They are encoded again whenever their count no
+    longer matches the list's."""
 
     def to_json(self) -> str:
+        """The timeline but its meter points, which it counts (stored with their rows)."""
         states = json.dumps(
             [[at.isoformat(), state.value] for at, state in self.states], separators=_COMPACT
         )
-        meter = ",".join(_parts(self.meter, self._meter_parts, _meter_entry))
         signed = ",".join(_parts(self.signed, self._signed_parts, _signed_entry))
         expired = ',"reservation_expired":true' if self.reservation_expired else ""
-        return f'{{"states":{states},"meter":[{meter}],"signed":[{signed}]{expired}}}'
+        points = len(self.meter)
+        return f'{{"states":{states},"points":{points},"signed":[{signed}]{expired}}}'
+
+    @staticmethod
+    def stored_points(text: str) -> int:
+        """How many meter points the session whose ``usage`` is ``text`` has stored as
+        rows (to load them only when there are some)."""
+        return int(json.loads(text or "{}").get("points", 0))
 
     @classmethod
-    def from_json(cls, text: str) -> Usage:
+    def from_json(cls, text: str, points: Iterable[Point] = ()) -> Usage:
+        """The timeline of ``text`` (a session's ``usage``) and its stored ``points`` (in time
+        order). Points in the text itself (``meter``: where sessions stored before
+        ``SessionPointRow`` kept them) are taken as not stored yet: storing the timeline
+        moves them into rows."""
         data = json.loads(text or "{}")
-        return cls(
+        usage = cls(
             states=[
                 (datetime.fromisoformat(at), ChargeState(state))
                 for at, state in data.get("states", [])
             ],
-            meter=[
-                (datetime.fromisoformat(at), int(wh), _decimal(power), _decimal(current))
-                for at, wh, power, current in data.get("meter", [])
-            ],
+            meter=list(points),
             signed=list(data.get("signed", [])),
             reservation_expired=bool(data.get("reservation_expired", False)),
         )
+        for at, wh, power, current in data.get("meter", []):
+            usage.add_point(datetime.fromisoformat(at), int(wh), _decimal(power), _decimal(current))
+        return usage
+
+    def take_unstored(self) -> list[Point]:
+        """The points added since the timeline was loaded or this was last called: to store
+        (as rows) with ``to_json``'s text."""
+        unstored, self._unstored = self._unstored, []
+        return unstored
 
     def change_state(self, at: datetime, state: ChargeState) -> bool:
         """Note a state change (ignored when it is the state already in force at ``at``)."""
@@ -253,14 +276,13 @@ class Usage:
         self, at: datetime, energy_wh: int, power_w: Decimal | None, current_a: Decimal | None
     ) -> None:
         point = (at, max(0, energy_wh), power_w, current_a)
+        self._unstored.append(point)
         if not self.meter or self.meter[-1][0] <= at:
             self.meter.append(point)
-            if len(self._meter_parts) == len(self.meter) - 1:
-                self._meter_parts.append(_meter_entry(point))
             return
-        # Late point (a charger sending queued values): in time order, after equal times.
+        # Late point (a charger sending queued values): in time order, after equal times (as
+        # its row, stored later, is read back: by time, then by row id).
         bisect.insort_right(self.meter, point, key=_at)
-        self._meter_parts.clear()
 
     def add_signed(self, values: Iterable[dict[str, Any]]) -> None:
         """Append signed meter values (what the CDR's ``signed_data`` is made of)."""
@@ -309,11 +331,6 @@ def _at(entry: tuple[datetime, Any] | tuple[datetime, Any, Any, Any]) -> datetim
     return entry[0]
 
 
-def _meter_entry(point: tuple[datetime, int, Decimal | None, Decimal | None]) -> str:
-    at, wh, power, current = point
-    return json.dumps([at.isoformat(), wh, _text(power), _text(current)], separators=_COMPACT)
-
-
 def _signed_entry(value: dict[str, Any]) -> str:
     return json.dumps(value, separators=_COMPACT)
 
@@ -323,10 +340,6 @@ def _parts(entries: Sequence[_E], parts: list[str], encode: Callable[[_E], str])
     if len(parts) != len(entries):
         parts[:] = [encode(entry) for entry in entries]
     return parts
-
-
-def _text(value: Decimal | None) -> str | None:
-    return str(value) if value is not None else None
 
 
 def _decimal(value: str | None) -> Decimal | None:

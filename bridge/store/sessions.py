@@ -3,15 +3,20 @@ transaction); reads for the Sender interfaces return stored OCPI JSON, scoped to
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
+from decimal import Decimal
+from typing import cast
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import Table, bindparam, delete, insert, update
+from sqlalchemy import select as core_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bridge.mapping.sessions import Point, Usage
 from bridge.store.pagination import DocumentPages
-from bridge.store.tables import CdrRow, SessionRow
+from bridge.store.tables import CdrRow, SessionPointRow, SessionRow
 from csms.store.database import Database
 
 
@@ -47,6 +52,78 @@ async def store_timelines(session: AsyncSession, timelines: Sequence[tuple[str, 
         _STORE_TIMELINE,
         [{"session_id": session_id, "timeline": text} for session_id, text in timelines],
     )
+
+
+_POINTS = cast(Table, SessionPointRow.__table__)  # type: ignore[attr-defined]
+_ADD_POINT = insert(_POINTS)
+_POINTS_OF = (
+    core_select(
+        _POINTS.c.session_id,
+        _POINTS.c.at,
+        _POINTS.c.energy_wh,
+        _POINTS.c.power_w,
+        _POINTS.c.current_a,
+    )
+    .where(_POINTS.c.session_id.in_(bindparam("ids", expanding=True)))
+    .order_by(_POINTS.c.session_id, _POINTS.c.at, _POINTS.c.id)
+)
+
+
+async def points_of(session: AsyncSession, ids: Collection[str]) -> dict[str, list[Point]]:
+    """The stored meter points of these sessions, each session's in time order."""
+    found: dict[str, list[Point]] = defaultdict(list)
+    if not ids:
+        return found
+    connection = await session.connection()
+    rows = await connection.execute(_POINTS_OF, {"ids": list(ids)})
+    for session_id, at, energy_wh, power_w, current_a in rows:
+        found[session_id].append((at, energy_wh, _decimal(power_w), _decimal(current_a)))
+    return found
+
+
+async def add_points(session: AsyncSession, points: Iterable[tuple[str, Point]]) -> None:
+    """Append meter points (session id, point) in the caller's transaction."""
+    values = [
+        {
+            "session_id": session_id,
+            "at": at,
+            "energy_wh": energy_wh,
+            "power_w": _text(power_w),
+            "current_a": _text(current_a),
+        }
+        for session_id, (at, energy_wh, power_w, current_a) in points
+    ]
+    if values:
+        connection = await session.connection()
+        await connection.execute(_ADD_POINT, values)
+
+
+async def delete_points(session: AsyncSession, session_id: str) -> None:
+    connection = await session.connection()
+    await connection.execute(delete(_POINTS).where(_POINTS.c.session_id == session_id))
+
+
+async def load_timeline(session: AsyncSession, row: SessionRow) -> Usage:
+    """The session's whole timeline: its row's ``usage`` and its stored points."""
+    points: list[Point] = []
+    if Usage.stored_points(row.usage):
+        points = (await points_of(session, [row.id])).get(row.id, [])
+    return Usage.from_json(row.usage, points)
+
+
+async def store_timeline(session: AsyncSession, row: SessionRow, usage: Usage) -> None:
+    """Set the row's ``usage`` (the ORM writes it with the row) and append the timeline's
+    new points, in the caller's transaction."""
+    row.usage = usage.to_json()
+    await add_points(session, ((row.id, point) for point in usage.take_unstored()))
+
+
+def _text(value: Decimal | None) -> str | None:
+    return str(value) if value is not None else None
+
+
+def _decimal(value: str | None) -> Decimal | None:
+    return Decimal(value) if value is not None else None
 
 
 async def running_session_at(

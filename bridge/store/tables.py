@@ -185,9 +185,10 @@ class TokenPullRow(SQLModel, table=True):
 
 
 class SessionRow(SQLModel, table=True):
-    """One charging session as OCPI sees it, built from a transaction's events. ``usage`` is
-    the session's timeline (state changes, meter points, signed values: JSON) from which
-    periods and costs are computed again on every change; ``document`` the OCPI Session as last
+    """One charging session as OCPI sees it, built from a transaction's events. ``usage`` and
+    the session's ``SessionPointRow``s are its timeline (``usage``: state changes, signed
+    values and the count of meter points, JSON) from which periods and costs are computed
+    again on every change; ``document`` the OCPI Session as last
     built (``None`` while the session is internal: not yet authorized or placed).
 
     A session an eMSP's command made before any transaction has no ``transaction_ref`` yet:
@@ -245,6 +246,25 @@ class SessionRow(SQLModel, table=True):
     document: str | None = Field(default=None, sa_column=Column(Text))
     last_updated: datetime = Field(sa_column=_utc_column(nullable=False))
     created_at: datetime = Field(sa_column=_utc_column(nullable=False))
+
+
+class SessionPointRow(SQLModel, table=True):
+    """A meter point of a session's timeline (``Usage.meter``: energy since the session's start
+    in Wh, power in W, current in A, as exact decimal text). Points are appended as meter
+    values come and never rewritten: a running session's row holds only the rest of its
+    timeline (state changes, signed values) and the count of its points, so storing a meter
+    value costs the same at the first point of a session as at its two-thousandth. A session's
+    points are in time order by ``at``, then ``id`` (a late point after those of its time)."""
+
+    __tablename__ = "ocpi_session_points"
+    __table_args__ = (Index("ix_ocpi_session_points_session", "session_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: str = Field(max_length=36)
+    at: datetime = Field(sa_column=_utc_column(nullable=False))
+    energy_wh: int
+    power_w: str | None = Field(default=None, max_length=40)
+    current_a: str | None = Field(default=None, max_length=40)
 
 
 class CdrRow(SQLModel, table=True):

@@ -6,7 +6,7 @@ sessions (timeline, document, what was PATCHed), same CDR, same outbox rows."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event
-from sqlmodel import col
+from sqlmodel import col, select
 
 from bridge.identity import CpoIdentity
 from bridge.main import BridgeApp
@@ -25,8 +25,8 @@ from bridge.ocpi.locations import TokenType
 from bridge.ocpi.sessions import CdrToken, SessionStatus
 from bridge.sessions import CommandSession, SessionPolicy, SessionService
 from bridge.store.outbox import OutboxRow
-from bridge.store.sessions import session_of_transaction
-from bridge.store.tables import AuthorizationRow, CdrRow, SessionRow
+from bridge.store.sessions import delete_points, points_of, session_of_transaction
+from bridge.store.tables import AuthorizationRow, CdrRow, SessionPointRow, SessionRow
 from bridge.tariffs import tariffs_by_ids
 from csms.domain.events import (
     ChargingStateChanged,
@@ -312,6 +312,7 @@ async def project_in_batches(
     batches: Sequence[Sequence[DomainEvent]],
     *,
     rolled_back: frozenset[int] = frozenset(),
+    after: Callable[[BridgeApp, int], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
     """Project ``batches`` (one transaction each, rolled back after projecting for the
     indexes in ``rolled_back``) with a clock that stands still; what is stored then."""
@@ -356,11 +357,19 @@ async def project_in_batches(
                     raise _RolledBack
         except _RolledBack:
             pass
+        if after is not None:
+            await after(app, index)
     sessions = await all_rows(app, SessionRow, order_by=col(SessionRow.id))
     cdrs = await all_rows(app, CdrRow, order_by=col(CdrRow.id))
     outbox = await all_rows(app, OutboxRow, order_by=col(OutboxRow.id))
+    # Each session's points in timeline order: by time, then as appended (row id).
+    points = sorted(
+        await all_rows(app, SessionPointRow, order_by=col(SessionPointRow.id)),
+        key=lambda point: (point.session_id, point.at),
+    )
     stored = {
         "sessions": [row.model_dump(mode="json") for row in sessions],
+        "points": [row.model_dump(mode="json", exclude={"id"}) for row in points],
         "cdrs": [row.model_dump(mode="json") for row in cdrs],
         "outbox": [row.model_dump(mode="json", exclude={"id"}) for row in outbox],
     }
@@ -425,9 +434,9 @@ async def test_timelines_kept_between_batches_follow_the_database(
     decoded: list[str] = []
     decode = mapping.Usage.from_json
 
-    def counting(text: str) -> mapping.Usage:
+    def counting(text: str, points: Iterable[mapping.Point] = ()) -> mapping.Usage:
         decoded.append(text)
-        return decode(text)
+        return decode(text, points)
 
     stored: dict[str, dict[str, Any]] = {}
     async with AsyncExitStack() as stack:
@@ -496,3 +505,57 @@ async def test_sessions_of_a_batch_are_loaded_by_id_even_when_taken_over(
     assert batches[-1] == []  # every session found by id, C1's included
     assert len(statements) == 3  # one load per batch
     assert all("transaction_ref IN" not in statement for statement in statements)
+
+
+async def _as_stored_before_point_rows(app: BridgeApp) -> None:
+    """Store every session as sessions were before their meter points had rows: the points
+    in the ``usage`` text (``meter``), no rows."""
+    async with app.db.transaction() as uow:
+        for row in (await uow.session.exec(select(SessionRow))).all():
+            data = json.loads(row.usage)
+            points = (await points_of(uow.session, [row.id])).get(row.id, [])
+            data.pop("points", None)
+            data["meter"] = [
+                [at.isoformat(), wh, *(None if v is None else str(v) for v in (power, current))]
+                for at, wh, power, current in points
+            ]
+            row.usage = json.dumps(data)
+            uow.session.add(row)
+            await delete_points(uow.session, row.id)
+
+
+async def test_points_are_appended_and_timelines_stored_with_their_points_move_to_rows(
+    tmp_path: Path,
+) -> None:
+    """A meter value appends its point: the session's text only counts them, so storing a
+    meter value does not grow with the session. Sessions stored with their points in their
+    text (before points had rows) go on from there: their next change moves the points into
+    rows, and everything stored in the end (timelines, PATCHes, the CDR) is the same."""
+    log = events()
+    batches = [log[i : i + 4] for i in range(0, len(log), 4)]
+    texts: dict[int, int] = {}
+
+    async def measure(app: BridgeApp, index: int) -> None:
+        rows = await all_rows(app, SessionRow)
+        texts[index] = max(len(row.usage) for row in rows)
+
+    async def convert(app: BridgeApp, index: int) -> None:
+        if index == 3:
+            await _as_stored_before_point_rows(app)
+
+    stored: dict[str, dict[str, Any]] = {}
+    async with AsyncExitStack() as stack:
+        for name, after in (("appended", measure), ("converted", convert)):
+            world = tmp_path / name
+            world.mkdir()
+            site = world / "site.toml"
+            site.write_text(site_text(), encoding="utf-8")
+            app = await stack.enter_async_context(running_bridge(world, site_file=str(site), **CPO))
+            stored[name] = await project_in_batches(app, app.identity(), batches, after=after)
+    appended = stored["appended"]
+    meter_values = sum(isinstance(event, MeterValuesSampled) for event in log)
+    assert len(appended["points"]) >= meter_values
+    assert all('"meter"' not in row["usage"] for row in appended["sessions"])
+    # The longest text is that of the first batches' states and signed values, not points.
+    assert max(texts.values()) < 400, texts
+    assert stored["converted"] == appended

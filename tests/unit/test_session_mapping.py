@@ -99,7 +99,8 @@ def test_usage_round_trips_and_ignores_repeated_states() -> None:
     usage.add_point(T0 + timedelta(minutes=10), 3000, Decimal("11000.5"), None)
     usage.add_point(T0 + timedelta(minutes=5), 1500, None, Decimal(16))
     usage.signed.append({"nature": "Start", "signed_data": "abc"})
-    again = mapping.Usage.from_json(usage.to_json())
+    rows = sorted(usage.take_unstored(), key=lambda point: point[0])  # as read back: by time
+    again = mapping.Usage.from_json(usage.to_json(), rows)
     assert again == usage
     assert [at for at, *_ in again.meter] == [T0 + timedelta(minutes=5), T0 + timedelta(minutes=10)]
     assert again.energy_wh() == 3000
@@ -107,13 +108,11 @@ def test_usage_round_trips_and_ignores_repeated_states() -> None:
 
 
 def _encoded_at_once(usage: mapping.Usage) -> str:
-    """The timeline encoded in one go, as ``to_json`` did before it kept encoded entries."""
+    """The timeline but its points encoded in one go, as ``to_json`` did before it kept
+    encoded entries."""
     data: dict[str, object] = {
         "states": [[at.isoformat(), state.value] for at, state in usage.states],
-        "meter": [
-            [at.isoformat(), wh, None if p is None else str(p), None if c is None else str(c)]
-            for at, wh, p, c in usage.meter
-        ],
+        "points": len(usage.meter),
         "signed": usage.signed,
     }
     if usage.reservation_expired:
@@ -121,35 +120,62 @@ def _encoded_at_once(usage: mapping.Usage) -> str:
     return json.dumps(data, separators=(",", ":"))
 
 
-def test_usage_encodes_each_entry_once_and_stays_exact() -> None:
-    """A running session is stored after every meter value: the entries are encoded as they
-    are added, and the text is always what encoding the whole timeline gives, whatever the
-    order the points come in or however the lists were changed."""
+def test_usage_text_counts_the_points_stored_apart_and_encodes_signed_values_once() -> None:
+    """A running session is stored after every meter value: its text holds the state changes
+    and signed values (each encoded once, as added) and only the count of its points, which
+    are stored as rows of their own: ``take_unstored`` gives each point once, late ones too."""
     usage = mapping.Usage()
     usage.change_state(T0, ChargeState.CHARGING)
-    texts = []
+    texts, stored = [], []
     for minute in range(0, 50, 5):
         usage.add_point(T0 + timedelta(minutes=minute), minute * 100, Decimal("7000.5"), None)
         usage.add_signed([{"nature": "Intermediate", "signed_data": f"s-{minute}", "x": "é"}])
         texts.append(usage.to_json())
+        stored += usage.take_unstored()
         assert texts[-1] == _encoded_at_once(usage)
-    assert len(usage._meter_parts) == len(usage.meter) == 10
-    # A late point goes in time order (after a point of the same time), then the text is
-    # encoded again from the points.
+    assert len(usage._signed_parts) == len(usage.signed) == 10
+    assert stored == usage.meter
+    assert usage.take_unstored() == []
+    assert "meter" not in json.loads(texts[0])
+    assert json.loads(texts[-1])["points"] == 10
+    # A late point goes in time order (after a point of the same time), as its row will be
+    # read back (by time, then as appended).
     usage.add_point(T0 + timedelta(minutes=12), 1250, None, Decimal(16))
     usage.add_point(T0 + timedelta(minutes=10), 1000, None, Decimal(32))
     assert [at.minute for at, *_ in usage.meter][:5] == [0, 5, 10, 10, 12]
     assert usage.meter[3][3] == Decimal(32)  # after the earlier point of 10 minutes
-    assert usage.to_json() == _encoded_at_once(usage)
-    # Lists changed directly (as a timeline decoded from JSON is built) are encoded again.
+    late = usage.take_unstored()
+    assert [at.minute for at, *_ in late] == [12, 10]
+    rows = sorted(stored + late, key=lambda point: point[0])  # stable: as appended
+    again = mapping.Usage.from_json(usage.to_json(), rows)
+    assert again == usage
+    # Lists changed directly are encoded again.
     usage.signed.append({"nature": "End", "signed_data": "last"})
-    usage.meter.append((T0 + timedelta(hours=2), 9000, None, None))
     usage.reservation_expired = True
     assert usage.to_json() == _encoded_at_once(usage)
-    again = mapping.Usage.from_json(usage.to_json())
-    assert again == usage
-    assert again.to_json() == usage.to_json()
-    assert json.loads(texts[0])["meter"] == [[T0.isoformat(), 0, "7000.5", None]]
+
+
+def test_a_timeline_stored_with_its_points_in_its_text_moves_them_to_rows() -> None:
+    """Sessions stored before the points had rows of their own hold them in their text
+    (``meter``): decoded, they are points not stored yet, so the next store moves them."""
+    legacy = json.dumps(
+        {
+            "states": [[T0.isoformat(), "charging"]],
+            "meter": [
+                [T0.isoformat(), 0, "7000.5", None],
+                [(T0 + timedelta(minutes=5)).isoformat(), 500, None, "16"],
+            ],
+            "signed": [],
+        }
+    )
+    usage = mapping.Usage.from_json(legacy)
+    assert usage.meter == [
+        (T0, 0, Decimal("7000.5"), None),
+        (T0 + timedelta(minutes=5), 500, None, Decimal(16)),
+    ]
+    assert mapping.Usage.stored_points(legacy) == 0  # nothing to read from the rows
+    assert usage.take_unstored() == usage.meter
+    assert json.loads(usage.to_json())["points"] == 2
 
 
 def test_a_session_that_starts_later_counts_energy_from_its_start() -> None:
