@@ -32,7 +32,15 @@ from pathlib import Path
 from typing import Any
 
 from bench import drive, procs, world
-from bench.loadgen import Charger, Fleet, close_all, connect_all, raise_fd_limit, run_each
+from bench.loadgen import (
+    Charger,
+    Fleet,
+    close_all,
+    connect_all,
+    raise_fd_limit,
+    run_each,
+    settle_heap,
+)
 from bench.scenarios.base import Summary, bounded, choose
 from bench.site import SiteSpec
 from bench.stats import LoadStats
@@ -103,6 +111,7 @@ async def _phase(
     stats = LoadStats(recording=False)
     for charger in chargers:
         charger.stats = stats
+    settle_heap()
     begin = time.monotonic()
     measure_from = begin + warmup
     end = measure_from + duration

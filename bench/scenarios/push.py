@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from bench import drive, procs, world
-from bench.loadgen import Charger, Fleet, close_all, connect_all, raise_fd_limit, run_each
+from bench.loadgen import (
+    Charger,
+    Fleet,
+    close_all,
+    connect_all,
+    raise_fd_limit,
+    run_each,
+    settle_heap,
+)
 from bench.scenarios.base import Summary, bounded, choose
 from bench.site import SiteSpec, evse_uid
 from bench.stats import LoadStats
@@ -105,6 +113,7 @@ async def run_once(
         phase = LoadStats()  # the status changes only (boots and first statuses left out)
         for charger in connected:
             charger.stats = phase
+        settle_heap()
         cpu_before = bridge.sample().cpu_s
         begin = time.monotonic()
         end = begin + duration
