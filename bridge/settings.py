@@ -128,7 +128,9 @@ class Settings(BaseSettings):
         default="EUR", pattern="^[A-Z]{3}$", description="currency of sessions without a tariff"
     )
     session_patch_interval: float = Field(
-        default=30.0, ge=0, description="seconds between two progress PATCHes of one session"
+        default=30.0,
+        ge=0,
+        description="at most one progress PATCH of a session per window of this many seconds",
     )
 
     # Driver authorization against the eMSPs' tokens.
