@@ -1134,10 +1134,11 @@ class _Batch:
         self._changed[row.id] = row
 
     async def write_back(self) -> None:
-        """Encode the changed timelines into their rows (``row.usage``). The rows already in
-        the database are written at once, with one UPDATE of that column for all of them (the
-        ORM's flush of each row costs more than the rest of a meter value's projection); the
-        ORM then holds the text as the row's stored value."""
+        """Store the changed timelines: their new meter points appended (one INSERT for all),
+        the rest encoded into their rows (``row.usage``). The rows already in the database
+        are written at once, with one UPDATE of that column for all of them (the ORM's flush
+        of each row costs more than the rest of a meter value's projection); the ORM then
+        holds the text as the row's stored value."""
         stored: list[tuple[SessionRow, str]] = []
         points: list[tuple[str, mapping.Point]] = []
         for session_id, row in self._changed.items():
