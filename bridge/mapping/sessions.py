@@ -254,7 +254,12 @@ class Usage:
             reservation_expired=bool(data.get("reservation_expired", False)),
         )
         for at, wh, power, current in data.get("meter", []):
-            usage.add_point(datetime.fromisoformat(at), int(wh), _decimal(power), _decimal(current))
+            usage.add_point(
+                datetime.fromisoformat(at),
+                int(wh),
+                decimal_or_none(power),
+                decimal_or_none(current),
+            )
         return usage
 
     def take_unstored(self) -> list[Point]:
@@ -342,7 +347,8 @@ def _parts(entries: Sequence[_E], parts: list[str], encode: Callable[[_E], str])
     return parts
 
 
-def _decimal(value: str | None) -> Decimal | None:
+def decimal_or_none(value: str | None) -> Decimal | None:
+    """A decimal stored as text (a meter point's power or current), or None."""
     return Decimal(value) if value is not None else None
 
 

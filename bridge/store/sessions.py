@@ -14,7 +14,7 @@ from sqlalchemy import select as core_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bridge.mapping.sessions import Point, Usage
+from bridge.mapping.sessions import Point, Usage, decimal_or_none
 from bridge.store.pagination import DocumentPages
 from bridge.store.tables import CdrRow, SessionPointRow, SessionRow
 from csms.store.database import Database
@@ -77,7 +77,9 @@ async def points_of(session: AsyncSession, ids: Collection[str]) -> dict[str, li
     connection = await session.connection()
     rows = await connection.execute(_POINTS_OF, {"ids": list(ids)})
     for session_id, at, energy_wh, power_w, current_a in rows:
-        found[session_id].append((at, energy_wh, _decimal(power_w), _decimal(current_a)))
+        found[session_id].append(
+            (at, energy_wh, decimal_or_none(power_w), decimal_or_none(current_a))
+        )
     return found
 
 
@@ -120,10 +122,6 @@ async def store_timeline(session: AsyncSession, row: SessionRow, usage: Usage) -
 
 def _text(value: Decimal | None) -> str | None:
     return str(value) if value is not None else None
-
-
-def _decimal(value: str | None) -> Decimal | None:
-    return Decimal(value) if value is not None else None
 
 
 async def running_session_at(
