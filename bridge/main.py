@@ -22,7 +22,7 @@ from bridge.chargingprofiles import PROJECTED_EVENTS as PROFILE_EVENTS
 from bridge.chargingprofiles import ChargingProfilePolicy, ChargingProfileService
 from bridge.commands import CommandGrant, CommandPolicy, CommandService
 from bridge.event_loop import http_parser, loop_name
-from bridge.heap import tune_for_serving
+from bridge.heap import reclaim, tune_for_serving
 from bridge.identity import CpoIdentity
 from bridge.locations import PROJECTED_EVENTS as LOCATION_EVENTS
 from bridge.locations import ApplyReport, LocationService, PartnerDirectory
@@ -333,12 +333,12 @@ class BridgeApp:
 
     async def run_until_stopped(self) -> None:
         await self.start()
-        tune_for_serving()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
+        self._tune_heap()  # last: its log line tells that the process is serving
         try:
             await stop.wait()
         finally:
@@ -442,6 +442,23 @@ class BridgeApp:
             log.warning(
                 "partner %d stored CDR %s without a Location header", entry.partner_id, cdr_id
             )
+
+    def _tune_heap(self) -> None:
+        """The serving process's garbage collection (``bridge.heap``)."""
+        freeze = self.settings.gc_freeze_survivors
+        tune_for_serving(freeze_survivors=freeze)
+        if freeze:
+            self.scheduler.add_job(
+                self._reclaim_heap,
+                "interval",
+                seconds=self.settings.gc_reclaim_interval,
+                id="heap-reclaim",
+                coalesce=True,
+                max_instances=1,
+            )
+
+    async def _reclaim_heap(self) -> None:
+        reclaim()
 
     async def _command_grant(self, request: AuthorizationRequest) -> CommandGrant | None:
         return await self.commands.grant_for(request)

@@ -82,6 +82,15 @@ class Settings(BaseSettings):
         default="auto",
         description="event loop of `serve`: uvloop when importable (auto), asyncio or uvloop",
     )
+    gc_freeze_survivors: bool = Field(
+        default=True,
+        description="`serve`: exempt what survives a full garbage collection from the next ones",
+    )
+    gc_reclaim_interval: float = Field(
+        default=3600.0,
+        gt=0,
+        description="`serve`, survivors frozen: seconds between collections of the whole heap",
+    )
     site_file: str | None = None
 
     # OCPI: the CPO this bridge speaks for, and how it is reached.

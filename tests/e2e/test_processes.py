@@ -175,7 +175,44 @@ def test_serve_tunes_the_garbage_collector_once_started(tmp_path):
                 break
         tuned = [line for line in after_ready if "garbage collection:" in line]
         assert tuned, after_ready
-        assert re.search(r"(\d+) start-up objects exempted, thresholds \(\d+, 100, \d+\)", tuned[0])
+        assert re.search(
+            r"(\d+) start-up objects exempted, thresholds \(\d+, 100, \d+\), survivors frozen",
+            tuned[0],
+        )
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(20) == 0
+
+
+@pytest.mark.timeout(60)
+def test_serve_reclaims_the_whole_heap_every_interval(tmp_path):
+    """Survivors frozen, the whole heap is collected every OCPI_BRIDGE_GC_RECLAIM_INTERVAL
+    seconds (``bridge.heap.reclaim``), and the process says what it freed and how long it took.
+    """
+    with _serving(tmp_path, OCPI_BRIDGE_GC_RECLAIM_INTERVAL="0.5") as (process, _, _, _):
+        assert process.stderr is not None
+        seen = []
+        while len(seen) < 200:  # lines until two reclaims (no timing: a missing one times out)
+            seen.append(process.stderr.readline())
+            if sum("garbage collection: reclaimed" in line for line in seen) >= 2:
+                break
+            assert seen[-1], seen
+        reclaimed = [line for line in seen if "garbage collection: reclaimed" in line]
+        assert len(reclaimed) == 2, seen
+        assert re.search(r"reclaimed \d+ objects in \d+ ms, \d+ exempted", reclaimed[0])
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(20) == 0
+
+
+@pytest.mark.timeout(60)
+def test_serve_can_leave_survivors_to_the_collector(tmp_path):
+    with _serving(tmp_path, OCPI_BRIDGE_GC_FREEZE_SURVIVORS="false") as (process, _, _, _):
+        assert process.stderr is not None
+        line = ""
+        for _ in range(20):
+            line = process.stderr.readline()
+            if "garbage collection:" in line or not line:
+                break
+        assert "survivors collected again" in line
         process.send_signal(signal.SIGTERM)
         assert process.wait(20) == 0
 
