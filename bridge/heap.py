@@ -12,6 +12,13 @@ collection came every 5 seconds and took about 200 ms: that was the reply p99.
 * moves what exists once the bridge has started into the permanent generation, which no
   collection visits (the objects are still freed by reference counting; reference cycles among
   them would stay, and start-up objects are never discarded): 200 -> about 120 ms;
+* collects the youngest generation once 10,000 objects more are alive instead of 700
+  (``GENERATION_0_THRESHOLD``). What it holds when collected is mostly what the messages in
+  flight are made of, so a collection visits about as many objects whether it comes often or
+  seldom, and each one moves the survivors on. In the ingest benchmark (1,000 messages per
+  second) collections took about 3.6 s of the bridge's CPU in 75 s (3,432 of the youngest
+  generation, 62 of the middle one) with 700, and 0.7 s (65 of the youngest, none of the
+  middle one) with 10,000; each takes 1-35 ms, about 8 on average;
 * collects the middle generation 10 times less often (``GENERATION_1_EVERY``). The oldest
   generation is collected once the objects moved into it since its last collection reach a
   quarter of its size, and what moves there are the objects alive when the middle one is
@@ -39,6 +46,10 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+GENERATION_0_THRESHOLD = 10_000
+"""Objects made (less those freed) since the youngest generation's last collection that start
+the next one (CPython: 700)."""
+
 GENERATION_1_EVERY = 100
 """Collections of the youngest generation per collection of the middle one (CPython: 10)."""
 
@@ -61,8 +72,8 @@ def tune_for_serving(*, freeze_survivors: bool = False) -> int:
     collection of the oldest generation as well. Answer how many objects were exempted."""
     gc.collect()
     gc.freeze()
-    threshold0, _, threshold2 = gc.get_threshold()
-    gc.set_threshold(threshold0, GENERATION_1_EVERY, threshold2)
+    _, _, threshold2 = gc.get_threshold()
+    gc.set_threshold(GENERATION_0_THRESHOLD, GENERATION_1_EVERY, threshold2)
     if freeze_survivors and _freeze_after_full_collection not in gc.callbacks:
         gc.callbacks.append(_freeze_after_full_collection)
     frozen = gc.get_freeze_count()

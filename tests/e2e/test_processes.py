@@ -164,8 +164,8 @@ def test_serve_runs_on_the_configured_event_loop(tmp_path, loop):
 
 @pytest.mark.timeout(60)
 def test_serve_tunes_the_garbage_collector_once_started(tmp_path):
-    """Start-up objects frozen and the middle generation collected less often (see
-    ``bridge.heap``), right after the ready line."""
+    """Start-up objects frozen, the young generations collected less often and survivors of
+    full collections frozen (see ``bridge.heap``), right after the ready line."""
     with _serving(tmp_path) as (process, _, _, _):
         assert process.stderr is not None
         after_ready = []
@@ -176,7 +176,7 @@ def test_serve_tunes_the_garbage_collector_once_started(tmp_path):
         tuned = [line for line in after_ready if "garbage collection:" in line]
         assert tuned, after_ready
         assert re.search(
-            r"(\d+) start-up objects exempted, thresholds \(\d+, 100, \d+\), survivors frozen",
+            r"(\d+) start-up objects exempted, thresholds \(10000, 100, \d+\), survivors frozen",
             tuned[0],
         )
         process.send_signal(signal.SIGTERM)
