@@ -13,7 +13,7 @@ import gc
 import json
 import resource
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -250,6 +250,22 @@ def settle_heap() -> None:
     objects are still freed by reference counting; the process is short-lived."""
     gc.collect()
     gc.freeze()
+
+
+@contextlib.contextmanager
+def collector_off() -> Iterator[None]:
+    """No garbage collection in the load generator while the block runs (a measured phase):
+    even with its heap settled, a collection of the youngest generations visits the objects
+    of every call in flight (up to 20 ms with 1,000 chargers, and a full one, when its turn
+    comes, 80), and every reply in flight is timed that much longer. What the phase leaves in
+    reference cycles is collected once it ends. The collector's state before is restored."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 async def sleep_until(moment: float) -> None:

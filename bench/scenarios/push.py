@@ -20,6 +20,7 @@ from bench.loadgen import (
     Charger,
     Fleet,
     close_all,
+    collector_off,
     connect_all,
     raise_fd_limit,
     run_each,
@@ -131,9 +132,10 @@ async def run_once(
                 next_at += period
 
         async with world.sampling(bridge, 0.5, probe=True) as samples:
-            await run_each(connected, toggle)
-            cpu_phase = bridge.sample().cpu_s - cpu_before
-            drained = await world.drain_outbox(bridge, 60)
+            with collector_off():
+                await run_each(connected, toggle)
+                cpu_phase = bridge.sample().cpu_s - cpu_before
+                drained = await world.drain_outbox(bridge, 60)
         patches = await world.received(emsp, "locations")
         await close_all(connected)
     delays, missing = match_latencies(sent, patches)

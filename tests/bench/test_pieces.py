@@ -4,11 +4,12 @@ the matching of pushes to the messages that caused them."""
 from __future__ import annotations
 
 import argparse
+import gc
 
 import pytest
 
 from bench import frames
-from bench.loadgen import Fleet, LoadError, require_loopback
+from bench.loadgen import Fleet, LoadError, collector_off, require_loopback
 from bench.scenarios import ingest
 from bench.scenarios.cdrs import pair_cdrs
 from bench.scenarios.ingest import answered_and_projected
@@ -143,3 +144,20 @@ def test_ingest_partial_run_is_summarized_but_never_recorded() -> None:
     assert complete.medians["ratio"] == round(1700 / 2300, 2)
     run["bridge-rated"] = _phase(1490.0, 60.0)
     assert ingest.summarize([run], full).met is False
+
+
+def test_collector_is_off_for_a_measured_phase_and_restored_after() -> None:
+    assert gc.isenabled()
+    with collector_off():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), collector_off():
+        raise RuntimeError("a phase that fails")
+    assert gc.isenabled()
+    gc.disable()  # off already before: left off
+    try:
+        with collector_off():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
