@@ -458,6 +458,8 @@ class BridgeApp:
             )
 
     async def _reclaim_heap(self) -> None:
+        # A coroutine, so that the scheduler runs it on the event loop (a plain function
+        # would go to its thread pool): the pause is the loop's own, between two callbacks.
         reclaim()
 
     async def _command_grant(self, request: AuthorizationRequest) -> CommandGrant | None:
