@@ -42,7 +42,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Insert, Update, bindparam, event, insert, update
+from sqlalchemy import Insert, Update, bindparam, event, insert, text, update
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -345,8 +345,12 @@ class Database:
         self._event_listeners.append(callback)
 
     async def create_schema(self) -> None:
+        """The tables and indexes missing from the database created; the indexes the schema
+        no longer has (``RETIRED_INDEXES``) dropped from a database made before."""
         async with self.engine.begin() as conn:
             await conn.run_sync(SQLModel.metadata.create_all)
+            for name in RETIRED_INDEXES:
+                await conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[UnitOfWork]:
@@ -644,6 +648,15 @@ async def _cancellation_restored() -> AsyncIterator[None]:
     except sqlite_driver.StatementCancelled as exc:
         raise asyncio.CancelledError() from exc
 
+
+RETIRED_INDEXES = (
+    # Nothing looks events or meter values up by charger, and each of these put a row of every
+    # message into a page of its own (the charger's place in the index, not the end of it):
+    # several pages more written at each commit.
+    "ix_events_charger_id",
+    "ix_meter_values_charger_id",
+)
+"""Indexes earlier versions created that are dropped when the schema is created."""
 
 _PRAGMAS = (
     "PRAGMA journal_mode=WAL",

@@ -131,7 +131,7 @@ class MeterValueRow(SQLModel, table=True):
     __table_args__ = (Index("ix_meter_values_tx_time", "transaction_id", "sampled_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    charger_id: str = Field(index=True)
+    charger_id: str
     transaction_id: int | None = Field(default=None, foreign_key="transactions.id")
     ocpp_evse_id: int
     connector_id: int
@@ -155,7 +155,7 @@ class EventRow(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     type: str = Field(max_length=64)
-    charger_id: str = Field(index=True)
+    charger_id: str
     occurred_at: datetime = Field(sa_column=_utc_column(nullable=False))
     recorded_at: datetime = Field(sa_column=_utc_column(nullable=False))
     payload: str = Field(sa_column=Column(Text, nullable=False))
