@@ -1,7 +1,10 @@
 """Round-trip domain events to JSON-compatible dicts (for the event log).
 
 Pure and generic: walks the dataclass fields and their type hints, so a new event type only
-needs to be listed in ``EVENT_TYPES``.
+needs to be listed in ``EVENT_TYPES``. Both directions are built once per type from the type
+hints (an event is encoded for every message a charger sends, and a walk deciding each value's
+kind as it goes cost about 40 % more: 10 against 7 µs for a meter value of two readings);
+``to_jsonable`` is that walk, for the hints the builders do not know.
 """
 
 from __future__ import annotations
@@ -61,8 +64,70 @@ def _field_names(kind: type) -> tuple[str, ...] | None:
 
 
 def encode_event(event: DomainEvent) -> dict[str, Any]:
-    encoded: dict[str, Any] = to_jsonable(event)
+    kind: Any = type(event)
+    encoded: dict[str, Any] = _encoder(kind)(event)
     return encoded
+
+
+_Encode = Callable[[Any], Any]
+
+
+@cache
+def _encoder(tp: Any) -> _Encode:
+    """The function turning a value of type ``tp`` into JSON, built once per type from the
+    type hints (``None`` stays ``None`` at every level; a value of a type the hints do not
+    describe goes through ``to_jsonable``)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = [arg for arg in typing.get_args(tp) if arg is not type(None)]
+        if len(options) != 1:
+            return to_jsonable
+        inner = _encoder(options[0])
+        if inner is _same:
+            return _same
+        return lambda value: None if value is None else inner(value)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if len(args) != 2 or args[1] is not Ellipsis:
+            return to_jsonable
+        item = _encoder(args[0])
+        if item is _same:
+            return list
+        return lambda value: [item(x) for x in value]
+    if isinstance(tp, type):
+        if tp in _PLAIN:
+            return _same
+        if dataclasses.is_dataclass(tp):
+            return _dataclass_encoder(tp)
+        if issubclass(tp, Enum):
+            return _enum_value
+        if tp is datetime:
+            return _datetime_text
+        if tp is Decimal:
+            return str
+    return to_jsonable
+
+
+def _dataclass_encoder(cls: type) -> _Encode:
+    hints = _hints(cls)
+    fields = tuple((f.name, _encoder(hints[f.name])) for f in dataclasses.fields(cls))
+
+    def encode(value: Any) -> Any:
+        if type(value) is not cls:  # a subclass or another type: its own fields
+            return to_jsonable(value)
+        return {name: convert(getattr(value, name)) for name, convert in fields}
+
+    return encode
+
+
+def _enum_value(value: Enum) -> Any:
+    return value.value
+
+
+def _datetime_text(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime in a domain event")
+    return value.isoformat()
 
 
 def decode_event(type_name: str, payload: dict[str, Any]) -> DomainEvent:

@@ -73,6 +73,9 @@ from csms.store.tables import EventRow
 log = logging.getLogger(__name__)
 
 _INSERT_EVENT = insert(EventRow)
+_PAYLOAD_JSON = json.JSONEncoder(separators=(",", ":"))
+"""Events' payloads as compact JSON (one encoder for all: ``json.dumps`` with options makes one
+per call)."""
 
 _InsertShape = tuple[type[SQLModel], tuple[str, ...]]
 """An INSERT's table and columns."""
@@ -145,7 +148,7 @@ class Writes:
                 "charger_id": domain_event.charger_id,
                 "occurred_at": domain_event.occurred_at,
                 "recorded_at": utc_now(),
-                "payload": json.dumps(encode_event(domain_event), separators=(",", ":")),
+                "payload": _PAYLOAD_JSON.encode(encode_event(domain_event)),
             }
         )
 
