@@ -90,7 +90,7 @@ from bridge.ocpi.locations import Connector
 from bridge.ocpi.models import InterfaceRole, ModuleID
 from bridge.partners import Partner
 from bridge.push.outbox import PushRequest
-from bridge.store.database import Database
+from bridge.store.database import Database, Writes
 from bridge.store.locations import load_location, location_key
 from bridge.store.outbox import enqueue
 from bridge.store.sessions import SessionReader
@@ -615,7 +615,9 @@ class ChargingProfileService:
 
     # --- ActiveChargingProfile updates to the sender -------------------------------------
 
-    async def project(self, session: AsyncSession, events: Sequence[DomainEvent]) -> int:
+    async def project(
+        self, session: AsyncSession, events: Sequence[DomainEvent], _writes: Writes
+    ) -> int:
         """Apply function of the chargingprofiles projector (in its transaction): an external
         limit set or cleared on an EVSE (``ocpp_evse_id`` ``None`` or 0: the whole charger)
         records an update of every session running there on which its eMSP had a profile

@@ -40,7 +40,7 @@ from bridge.ocpi.models import InterfaceRole, ModuleID
 from bridge.partners import Partner
 from bridge.push.outbox import FullObject, PushRequest
 from bridge.store import locations as store
-from bridge.store.database import Database
+from bridge.store.database import Database, Writes
 from bridge.store.outbox import enqueue
 from csms.domain.events import (
     ChargerConnected,
@@ -397,7 +397,9 @@ class LocationService:
             inputs.connectors, whole_charger=inputs.whole_charger, offline=inputs.offline
         )
 
-    async def project(self, session: AsyncSession, events: Sequence[DomainEvent]) -> int:
+    async def project(
+        self, session: AsyncSession, events: Sequence[DomainEvent], _writes: Writes
+    ) -> int:
         """Apply events of the central system inside the projector's transaction; the number of
         outbox rows enqueued."""
         receivers = await self._partners.receivers()

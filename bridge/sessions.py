@@ -54,9 +54,11 @@ from bridge.ocpi.sessions import AuthMethod, CdrToken, SessionStatus
 from bridge.ocpi.tariffs import Tariff
 from bridge.push.outbox import FullObject, PushRequest
 from bridge.store import locations as location_store
+from bridge.store.database import Writes
 from bridge.store.outbox import enqueue
 from bridge.store.sessions import (
     add_points,
+    defer_timelines,
     delete_points,
     load_timeline,
     points_of,
@@ -162,8 +164,11 @@ class SessionService:
 
     # --- projection ----------------------------------------------------------------------
 
-    async def project(self, session: AsyncSession, events: Sequence[DomainEvent]) -> int:
-        """Apply transaction events in the projector's transaction; outbox rows enqueued."""
+    async def project(
+        self, session: AsyncSession, events: Sequence[DomainEvent], writes: Writes
+    ) -> int:
+        """Apply transaction events in the projector's transaction; outbox rows enqueued. The
+        timelines changed since the batch's last other step are stored through ``writes``."""
         requests: list[PushRequest] = []
         batch = _Batch(session, self._timelines, self._session_ids)
         await batch.load(events)
@@ -219,7 +224,7 @@ class SessionService:
                     await self._ended(session, event, requests)
                 case _:
                     pass
-        await batch.write_back()
+        batch.write_back_later(writes)  # nothing in this transaction reads them any more
         await enqueue(session, requests, now=self._clock(), coalesce=False)
         batch.keep()
         return len(requests)
@@ -1139,6 +1144,24 @@ class _Batch:
         are written at once, with one UPDATE of that column for all of them (the ORM's flush
         of each row costs more than the rest of a meter value's projection); the ORM then
         holds the text as the row's stored value."""
+        stored, points = self._encode_changed()
+        await add_points(self._session, points)
+        if stored:
+            await store_timelines(self._session, [(row.id, text) for row, text in stored])
+            self._committed(stored)
+
+    def write_back_later(self, writes: Writes) -> None:
+        """``write_back`` through ``writes`` (the end of a batch: its transaction writes them
+        with the rest of its deferred writes, and nothing reads them before that)."""
+        stored, points = self._encode_changed()
+        defer_timelines(writes, [(row.id, text) for row, text in stored], points)
+        self._committed(stored)
+
+    def _encode_changed(
+        self,
+    ) -> tuple[list[tuple[SessionRow, str]], list[tuple[str, mapping.Point]]]:
+        """The changed timelines encoded: the rows already in the database with their text
+        (a new row gets its text as ``row.usage``, written with it), and the new points."""
         stored: list[tuple[SessionRow, str]] = []
         points: list[tuple[str, mapping.Point]] = []
         for session_id, row in self._changed.items():
@@ -1151,11 +1174,14 @@ class _Batch:
                 row.usage = text
             self._usages[session_id] = (row, text, usage)
         self._changed.clear()
-        await add_points(self._session, points)
-        if stored:
-            await store_timelines(self._session, [(row.id, text) for row, text in stored])
-            for row, text in stored:
-                set_committed_value(row, "usage", text)
+        return stored, points
+
+    @staticmethod
+    def _committed(stored: list[tuple[SessionRow, str]]) -> None:
+        """The ORM holds each text as its row's stored ``usage`` (it is, or will be by the
+        commit), so that its flush does not write it again."""
+        for row, text in stored:
+            set_committed_value(row, "usage", text)
 
     def keep(self) -> None:
         """Give the timelines of running sessions, written back, to the next batches."""

@@ -3,6 +3,6 @@ the rest of the bridge reaches it through here, never through ``csms.store``."""
 
 from __future__ import annotations
 
-from csms.store.database import Database, UnitOfWork
+from csms.store.database import Database, UnitOfWork, Writes
 
-__all__ = ["Database", "UnitOfWork"]
+__all__ = ["Database", "UnitOfWork", "Writes"]

@@ -17,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bridge.mapping.sessions import Point, Usage, decimal_or_none
 from bridge.store.pagination import DocumentPages
 from bridge.store.tables import CdrRow, SessionPointRow, SessionRow
-from csms.store.database import Database
+from csms.store.database import Database, Writes
 
 
 async def session_of_transaction(
@@ -85,19 +85,33 @@ async def points_of(session: AsyncSession, ids: Collection[str]) -> dict[str, li
 
 async def add_points(session: AsyncSession, points: Iterable[tuple[str, Point]]) -> None:
     """Append meter points (session id, point) in the caller's transaction."""
-    values = [
-        {
-            "session_id": session_id,
-            "at": at,
-            "energy_wh": energy_wh,
-            "power_w": _text(power_w),
-            "current_a": _text(current_a),
-        }
-        for session_id, (at, energy_wh, power_w, current_a) in points
-    ]
+    values = [_point_row(session_id, point) for session_id, point in points]
     if values:
         connection = await session.connection()
         await connection.execute(_ADD_POINT, values)
+
+
+def defer_timelines(
+    writes: Writes, timelines: Sequence[tuple[str, str]], points: Iterable[tuple[str, Point]]
+) -> None:
+    """``store_timelines`` and ``add_points`` as deferred writes: written with the rest of the
+    caller's transaction's deferred writes, in one round trip (for what nothing reads back
+    before then)."""
+    for session_id, text in timelines:
+        writes.update(SessionRow, {"id": session_id}, {"usage": text})
+    for session_id, point in points:
+        writes.insert(SessionPointRow, _point_row(session_id, point))
+
+
+def _point_row(session_id: str, point: Point) -> dict[str, object]:
+    at, energy_wh, power_w, current_a = point
+    return {
+        "session_id": session_id,
+        "at": at,
+        "energy_wh": energy_wh,
+        "power_w": _text(power_w),
+        "current_a": _text(current_a),
+    }
 
 
 async def delete_points(session: AsyncSession, session_id: str) -> None:

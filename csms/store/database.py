@@ -169,7 +169,9 @@ class Writes:
     def is_empty(self) -> bool:
         return not (self._rows or self._updates or self._event_rows)
 
-    def _take_from(self, other: Writes) -> None:
+    def take_from(self, other: Writes) -> None:
+        """Add what ``other`` holds to what is pending here (after it), and leave ``other``
+        as it is (drop it: its writes are these writes now)."""
         self.events.extend(other.events)
         self._event_rows.extend(other._event_rows)
         for table_keys, rows in other._rows.items():
@@ -409,7 +411,7 @@ class Database:
             raise
         batch.started += 1
         batch.units.append(writes)
-        batch.deferred._take_from(writes)
+        batch.deferred.take_from(writes)
         self._pass_turn()
         await asyncio.shield(batch.done)
 

@@ -16,6 +16,7 @@ from bridge.ocpi.locations import Status
 from bridge.partners import Partner
 from bridge.projector import Applier, Projector
 from bridge.site import parse_site
+from bridge.store.database import Writes
 from bridge.store.locations import read_offset
 from csms.clock import utc_now
 from csms.domain.events import DomainEvent
@@ -129,13 +130,15 @@ async def test_a_failing_batch_is_retried_from_the_same_offset(tmp_path: Path) -
         seen: list[list[str]] = []
         failures = 1
 
-        async def flaky(session: AsyncSession, events: Sequence[DomainEvent]) -> int:
+        async def flaky(
+            session: AsyncSession, events: Sequence[DomainEvent], writes: Writes
+        ) -> int:
             nonlocal failures
             seen.append([type(e).__name__ for e in events])
             if failures:
                 failures -= 1
                 raise RuntimeError("boom")
-            return await app.locations.project(session, events)
+            return await app.locations.project(session, events, writes)
 
         projector = Projector(
             app.db, EventLog(app.db), [Applier("test", flaky)], poll_interval_s=0.05

@@ -14,11 +14,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bridge.projector import Applier, Projector
-from bridge.store.database import Database
+from bridge.store.database import Database, Writes
 from bridge.store.locations import read_offset, save_offset
+from bridge.store.tables import ProjectorOffsetRow
 from csms.domain.events import (
     ChargerConnected,
     ChargerDisconnected,
@@ -27,6 +29,7 @@ from csms.domain.events import (
 )
 from csms.domain.model import OcppVersion
 from csms.store.events import EventLog
+from csms.store.sqlite_driver import OneHopConnection
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
@@ -65,10 +68,17 @@ class Recorder:
         self.failures = 0
         """Calls still to fail (after noting their events, and writing their mark)."""
 
-    async def apply(self, session: AsyncSession, events: Sequence[DomainEvent]) -> int:
+    async def apply(
+        self, session: AsyncSession, events: Sequence[DomainEvent], writes: Writes
+    ) -> int:
         self.calls += 1
         applied = [e.charger_id for e in events]
         await save_offset(session, f"mark-{self.name}", len(self.seen) + len(applied))
+        # A deferred write as well, written at the batch's end: a row of its own per call,
+        # named after how many events it will have applied.
+        done = len(self.seen) + len(applied)
+        later = {"name": f"later-{self.name}-{done}", "offset": len(applied)}
+        writes.insert(ProjectorOffsetRow, later)
         if self.failures:
             self.failures -= 1
             raise RuntimeError(f"{self.name} broke")
@@ -91,6 +101,13 @@ async def log_events(db: Database, first: int, count: int) -> list[str]:
 async def offset_of(db: Database, name: str) -> int:
     async with db.read() as session:
         return await read_offset(session, name)
+
+
+async def deferred_marks(db: Database) -> dict[str, int]:
+    """The rows the Recorders added through their deferred writes."""
+    async with db.read() as session:
+        rows = (await session.exec(select(ProjectorOffsetRow))).all()
+    return {row.name: row.offset for row in rows if row.name.startswith("later-")}
 
 
 async def last_event(db: Database) -> int:
@@ -157,9 +174,11 @@ async def test_a_failing_applier_is_rolled_back_alone_and_catches_up_after_it_re
     end = await last_event(db)
     assert a.seen == c.seen == first
     assert [await offset_of(db, n) for n in ("a", "broken", "c")] == [end, 0, end]
-    # Its writes were rolled back with its savepoint; those of the others were committed.
+    # Its writes were rolled back with its savepoint, and its deferred writes dropped; those
+    # of the others were committed.
     assert await offset_of(db, "mark-broken") == 0
     assert [await offset_of(db, "mark-a"), await offset_of(db, "mark-c")] == [5, 5]
+    assert await deferred_marks(db) == {"later-a-5": 5, "later-c-5": 5}
 
     second = await log_events(db, 6, 2)
     with pytest.raises(RuntimeError, match="broken broke"):
@@ -172,6 +191,9 @@ async def test_a_failing_applier_is_rolled_back_alone_and_catches_up_after_it_re
     end = await last_event(db)
     assert [await offset_of(db, n) for n in ("a", "broken", "c")] == [end, end, end]
     assert await offset_of(db, "mark-broken") == 7
+    marks = await deferred_marks(db)
+    assert marks["later-broken-7"] == 7  # the one call that did not fail
+    assert [name for name in marks if name.startswith("later-broken")] == ["later-broken-7"]
 
 
 @pytest.mark.expect_errors("projector broken failed")
@@ -296,23 +318,45 @@ def _flat(parameters: Any) -> list[Any]:
     return [parameters]
 
 
+def _marks(parameters: Any) -> bool:
+    """Whether these are parameters of the Recorders' own rows, not of offsets."""
+    return any(str(value).startswith(("mark-", "later-")) for value in _flat(parameters))
+
+
 class OffsetStatements:
-    """The statements on ``ocpi_projector_offsets``, as (verb, text)."""
+    """The statements on ``ocpi_projector_offsets``, as (verb, text): those SQLAlchemy runs
+    and those the one-hop driver writes as they are (a unit's deferred writes)."""
 
     def __init__(self, db: Database) -> None:
         self.seen: list[tuple[str, str]] = []
         self._engine = db.engine.sync_engine
+        self._write = OneHopConnection.write
 
     def __enter__(self) -> OffsetStatements:
         event.listen(self._engine, "before_cursor_execute", self._note)
+        write = self._write
+
+        async def noted(
+            connection: OneHopConnection,
+            statements: Sequence[tuple[str, Sequence[Sequence[Any]]]],
+            *,
+            commit: bool = False,
+        ) -> None:
+            for sql, rows in statements:  # one statement for the offsets and marks alike
+                offsets = [row for row in rows if not _marks(row)]
+                if offsets:
+                    self._note(None, None, sql, offsets)
+            await write(connection, statements, commit=commit)
+
+        OneHopConnection.write = noted  # type: ignore[method-assign]
         return self
 
     def __exit__(self, *_: object) -> None:
         event.remove(self._engine, "before_cursor_execute", self._note)
+        OneHopConnection.write = self._write  # type: ignore[method-assign]
 
     def _note(self, _conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        marks = any(str(value).startswith("mark-") for value in _flat(parameters))
-        if "ocpi_projector_offsets" in statement and not marks:  # not the Recorders' marks
+        if "ocpi_projector_offsets" in statement and not _marks(parameters):
             self.seen.append((statement.split()[0].upper(), statement))
 
     def verbs(self) -> list[str]:

@@ -47,6 +47,7 @@ from csms.domain.model import (
     MeterReading,
     SignedMeterValue,
 )
+from csms.store.sqlite_driver import OneHopConnection
 from tests.conftest import all_rows, running_bridge
 from tests.e2e.test_location_status import CPO, LOC201, Evse, Loc, site_toml
 from tests.e2e.test_sessions import TARIFF
@@ -352,7 +353,7 @@ async def project_in_batches(
     for index, batch in enumerate(batches):
         try:
             async with app.db.transaction() as uow:
-                await service.project(uow.session, batch)
+                await service.project(uow.session, batch, uow)
                 if index in rolled_back:
                     raise _RolledBack
         except _RolledBack:
@@ -559,3 +560,46 @@ async def test_points_are_appended_and_timelines_stored_with_their_points_move_t
     # The longest text is that of the first batches' states and signed values, not points.
     assert max(texts.values()) < 400, texts
     assert stored["converted"] == appended
+
+
+async def test_a_batch_of_meter_values_makes_four_round_trips_in_the_writers_turn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The projector's batch of meter values of running sessions: the offsets checked, the
+    sessions loaded, then their points, timelines and the new offsets written together, and
+    the commit. Every round trip in the writer's turn keeps the chargers' writes waiting
+    behind it: the points and the timelines were two of their own, the offsets a third."""
+    site = tmp_path / "site.toml"
+    site.write_text(site_text(), encoding="utf-8")
+    hops: list[str] = []
+    execute = OneHopConnection._execute
+
+    async def counted(connection: OneHopConnection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append(getattr(fn, "__name__", "?"))
+        return await execute(connection, fn, *args, **kwargs)
+
+    start = events()[0]
+    assert isinstance(start, TransactionStarted)
+    bridge = running_bridge(tmp_path, site_file=str(site), session_patch_interval=3600, **CPO)
+    async with bridge as app:
+        await app.projector.stop()  # batches run here, one at a time
+        await app.push_worker.stop()  # no partner is registered: nothing to send
+
+        async def project(*logged: DomainEvent) -> int:
+            async with app.db.transaction() as uow:
+                for logged_event in logged:
+                    uow.record(logged_event)
+            hops.clear()
+            return await app.projector.catch_up()
+
+        await project(start)
+        await project(meter("CP16", "A1", 10, 10_400, start_wh=10_000))
+        monkeypatch.setattr(OneHopConnection, "_execute", counted)
+        assert await project(meter("CP16", "A1", 20, 10_800, start_wh=10_000)) == 1
+        monkeypatch.undo()
+        rows = await all_rows(app, SessionPointRow, order_by=col(SessionPointRow.at))
+        (session,) = await all_rows(app, SessionRow)
+    # The log read (outside the turn), the offsets, the sessions, the writes, the commit.
+    assert hops == ["_run", "_run", "_run", "_write", "_commit_or_roll_back"]
+    assert [row.energy_wh for row in rows] == [400, 800]
+    assert json.loads(session.usage)["points"] == 2
