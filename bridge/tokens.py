@@ -135,6 +135,12 @@ class TokenService:
         if not task.cancelled() and task.exception() is not None:
             log.error("%s failed", task.get_name(), exc_info=task.exception())
 
+    async def settled(self) -> None:
+        """Wait until the pulls started on registration have ended (their errors are logged
+        by then, not raised here)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
     async def stop(self) -> None:
         """Cancel pulls still running (at shutdown)."""
         tasks = list(self._tasks)
