@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlmodel import col
 
 from csms.clock import utc_now
@@ -23,6 +23,13 @@ from csms.store.database import Database
 from csms.store.tables import FrameRow
 
 log = logging.getLogger(__name__)
+
+PURGE_CHUNK = 5_000
+"""Frames deleted per transaction by a purge. One transaction for all of them would hold the
+writer's turn, and so every charger's reply, for as long as deleting a day's frames takes,
+after reading the whole table to find them (no index serves their time alone). Frames are
+stored in time order, so the oldest come first by id: finding a chunk reads about a chunk's
+rows, and the chargers' writes go in between chunks."""
 
 
 class FrameRecorder:
@@ -86,13 +93,26 @@ class FrameRecorder:
             log.error("frame log overflowed: %d frames were not recorded", self._dropped)
             self._dropped = 0
 
-    async def purge_older_than(self, days: int) -> int:
-        """Delete frames older than ``days``; returns how many were deleted."""
+    async def purge_older_than(self, days: int, *, chunk: int = PURGE_CHUNK) -> int:
+        """Delete frames older than ``days``, at most ``chunk`` per transaction (see
+        ``PURGE_CHUNK``); returns how many were deleted."""
         cutoff = self._clock() - timedelta(days=days)
-        async with self._db.transaction() as uow:
-            connection = await uow.session.connection()
-            result = await connection.execute(delete(FrameRow).where(col(FrameRow.at) < cutoff))
-        return int(getattr(result, "rowcount", 0) or 0)
+        oldest = (
+            select(col(FrameRow.id))
+            .where(col(FrameRow.at) < cutoff)
+            .order_by(col(FrameRow.id))
+            .limit(chunk)
+        )
+        purge = delete(FrameRow).where(col(FrameRow.id).in_(oldest))
+        deleted = 0
+        while True:
+            async with self._db.transaction() as uow:
+                connection = await uow.session.connection()
+                result = await connection.execute(purge)
+            count = int(getattr(result, "rowcount", 0) or 0)
+            deleted += count
+            if count < chunk:
+                return deleted
 
     async def _run(self) -> None:
         while not self._stopping:

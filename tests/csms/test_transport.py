@@ -223,3 +223,36 @@ async def _until_async(app: BridgeApp, condition, timeout: float = 5) -> None:
     async with asyncio.timeout(timeout):
         while not condition(await all_rows(app, ChargerRow, order_by=ChargerRow.charger_id)):
             await asyncio.sleep(0.02)
+
+
+async def test_a_purge_deletes_old_frames_a_chunk_per_transaction(bridge: BridgeApp):
+    """Each chunk is a transaction of its own (the writer's turn is given back in between);
+    the frames inside the retention stay, those recorded meanwhile too."""
+    from datetime import timedelta
+
+    from sqlalchemy import event
+
+    from csms.clock import utc_now
+    from csms.store.frames import FrameRecorder
+
+    old = FrameRecorder(bridge.db, clock=lambda: utc_now() - timedelta(days=100))
+    for n in range(5):
+        old.record("CP1", "in", f"old frame {n}")
+    await old.flush()
+    assert bridge.recorder is not None
+    bridge.recorder.record("CP1", "in", "new frame")
+    await bridge.recorder.flush()
+    deletes: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.startswith("DELETE FROM ocpp_frames"):
+            deletes.append(statement)
+
+    event.listen(bridge.db.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        assert await bridge.recorder.purge_older_than(90, chunk=2) == 5
+        assert len(deletes) == 3  # 2 + 2 + 1: the last chunk, not full, ends the purge
+        assert await bridge.recorder.purge_older_than(90, chunk=2) == 0
+    finally:
+        event.remove(bridge.db.engine.sync_engine, "before_cursor_execute", seen)
+    assert [f.text for f in await all_rows(bridge, FrameRow)] == ["new frame"]
