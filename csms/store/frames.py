@@ -96,6 +96,8 @@ class FrameRecorder:
     async def purge_older_than(self, days: int, *, chunk: int = PURGE_CHUNK) -> int:
         """Delete frames older than ``days``, at most ``chunk`` per transaction (see
         ``PURGE_CHUNK``); returns how many were deleted."""
+        if chunk < 1:
+            raise ValueError(f"a purge deletes at least one frame per transaction, not {chunk}")
         cutoff = self._clock() - timedelta(days=days)
         oldest = (
             select(col(FrameRow.id))

@@ -256,3 +256,5 @@ async def test_a_purge_deletes_old_frames_a_chunk_per_transaction(bridge: Bridge
     finally:
         event.remove(bridge.db.engine.sync_engine, "before_cursor_execute", seen)
     assert [f.text for f in await all_rows(bridge, FrameRow)] == ["new frame"]
+    with pytest.raises(ValueError, match="at least one frame"):
+        await bridge.recorder.purge_older_than(90, chunk=0)  # would never end
