@@ -57,6 +57,7 @@ from bridge.store import locations as location_store
 from bridge.store.database import Writes
 from bridge.store.outbox import enqueue
 from bridge.store.sessions import (
+    SessionView,
     add_points,
     defer_timelines,
     delete_points,
@@ -64,6 +65,7 @@ from bridge.store.sessions import (
     points_of,
     running_session_at,
     session_of_transaction,
+    session_views_by_ids,
     sessions_by_ids,
     store_timeline,
     store_timelines,
@@ -171,7 +173,7 @@ class SessionService:
         timelines changed since the batch's last other step are stored through ``writes``."""
         requests: list[PushRequest] = []
         batch = _Batch(session, self._timelines, self._session_ids)
-        await batch.load(events)
+        await batch.load(events, self._row_wanted)
         for event in events:
             match event:
                 case TransactionStarted():
@@ -297,7 +299,7 @@ class SessionService:
         self,
         session: AsyncSession,
         batch: _Batch,
-        row: SessionRow,
+        found: SessionRow | SessionView,
         event: DomainEvent,
         requests: list[PushRequest],
         *,
@@ -306,8 +308,9 @@ class SessionService:
         energy_wh: int | None = None,
         evse: EvseRef | None = None,
     ) -> None:
-        if row.ended_at is not None:
+        if found.ended_at is not None:
             return
+        row = await batch.promote(found) if _beyond_timeline(found) else found
         usage = await batch.usage_of(row)
         changed = False
         if state is not None:
@@ -317,9 +320,9 @@ class SessionService:
         if not changed:
             return
         batch.changed(row)
-        if row not in session:
+        if isinstance(row, SessionRow) and row not in session:
             session.add(row)
-        if row.status == SessionStatus.PENDING.value:
+        if isinstance(row, SessionRow) and row.status == SessionStatus.PENDING.value:
             if evse is not None:
                 await batch.write_back()  # _activate reads row.usage
                 await self._place(session, row, evse, quiet=True)
@@ -327,14 +330,22 @@ class SessionService:
             return
         if row.status != SessionStatus.ACTIVE.value:
             return
-        interval = timedelta(seconds=self._policy.patch_interval_s)
-        if row.last_push_at is not None and not mapping.patch_due(
-            row.id, row.last_push_at, event.occurred_at, interval
-        ):
+        if not self._patch_due(row, event.occurred_at):
             # Pricing the whole timeline again is the costly part of a meter value: the stored
             # document (what GET shows) follows the PATCHes, at most one interval behind.
             return
-        self._patch(row, usage, event.occurred_at, requests)
+        self._patch(await batch.promote(row), usage, event.occurred_at, requests)
+
+    def _patch_due(self, found: SessionRow | SessionView, at: datetime) -> bool:
+        interval = timedelta(seconds=self._policy.patch_interval_s)
+        return found.last_push_at is None or mapping.patch_due(
+            found.id, found.last_push_at, at, interval
+        )
+
+    def _row_wanted(self, view: SessionView, at: datetime) -> bool:
+        """Whether a meter value or charging state at ``at`` may need more of its session
+        than its view (see ``_progress``): its row is then loaded with the batch's views."""
+        return view.ended_at is None and (_beyond_timeline(view) or self._patch_due(view, at))
 
     async def _ended(
         self, session: AsyncSession, event: TransactionEnded, requests: list[PushRequest]
@@ -702,7 +713,7 @@ class SessionService:
 
     def _read(
         self,
-        row: SessionRow,
+        row: SessionRow | SessionView,
         usage: mapping.Usage,
         readings: Sequence[MeterReading],
         energy_wh: int | None,
@@ -1057,13 +1068,27 @@ class _SessionIds:
             self._ids.put(key, session_id)
 
 
+def _beyond_timeline(found: SessionRow | SessionView) -> bool:
+    """Whether a meter value or charging state may change more of the session than its
+    timeline: a session not ACTIVE (a PENDING one is placed, then activated), or one whose
+    meter start is not known yet (the first register reading sets it)."""
+    return found.status != SessionStatus.ACTIVE.value or found.meter_start_wh is None
+
+
 class _Batch:
     """What one ``project`` call keeps from event to event, for the meter values and charging
     states (most of the events): the sessions of the transactions they name, loaded with one
-    query (a transaction missing there is looked up again: ``forget`` drops a transaction
-    whose session may have changed), and the sessions' timelines, decoded once (or taken from
-    the ``_Timelines`` of earlier batches) and encoded once (``write_back``: at the end of the
-    batch, and before any other step, which reads ``row.usage`` itself)."""
+    query as ``SessionView``s (a transaction missing there is looked up again: ``forget``
+    drops a transaction whose session may have changed), and the sessions' timelines,
+    decoded once (or taken from the ``_Timelines`` of earlier batches) and encoded once
+    (``write_back``: at the end of the batch, and before any other step, which reads
+    ``row.usage`` itself).
+
+    A view serves as long as only the session's timeline changes; a step that needs more of
+    the session (placing a PENDING one, a PATCH) exchanges it for the session's row
+    (``promote``), which takes the view's timeline over. The views are dropped before any
+    other step (``write_back``): it may change their sessions through the ORM, and the rest of
+    the batch then reads rows."""
 
     def __init__(
         self, session: AsyncSession, timelines: _Timelines, session_ids: _SessionIds
@@ -1072,83 +1097,140 @@ class _Batch:
         self._timelines = timelines
         self._session_ids = session_ids
         self._rows: dict[tuple[str, str], SessionRow] = {}
-        self._usages: dict[str, tuple[SessionRow, str, mapping.Usage]] = {}
-        """By session id: the row, the ``row.usage`` text the timeline was decoded from (or
-        last written back as), the timeline."""
-        self._changed: dict[str, SessionRow] = {}
-        """Sessions whose timeline changed since it was last written to ``row.usage``."""
+        self._views: dict[tuple[str, str], SessionView] = {}
+        self._usages: dict[str, tuple[SessionRow | SessionView, str, mapping.Usage]] = {}
+        """By session id: the row or view, the ``usage`` text the timeline was decoded from
+        (or last written back as), the timeline."""
+        self._changed: dict[str, SessionRow | SessionView] = {}
+        """Sessions whose timeline changed since it was last written to ``usage``."""
 
-    async def load(self, events: Sequence[DomainEvent]) -> None:
-        keys = {
-            (event.charger_id, event.transaction_ref)
-            for event in events
-            if isinstance(event, MeterValuesSampled | ChargingStateChanged)
-            and event.transaction_ref is not None
-        }
+    async def load(
+        self,
+        events: Sequence[DomainEvent],
+        row_wanted: Callable[[SessionView, datetime], bool],
+    ) -> None:
+        """The views of the sessions the meter values and charging states name, and the rows
+        of those of them that may need more (``row_wanted`` by the last of their events:
+        a PATCH due, for instance), all loaded in two queries, with their timelines."""
+        latest: dict[tuple[str, str], datetime] = {}
+        for event in events:
+            if (
+                isinstance(event, MeterValuesSampled | ChargingStateChanged)
+                and event.transaction_ref is not None
+            ):
+                key = (event.charger_id, event.transaction_ref)
+                latest[key] = max(latest.get(key, event.occurred_at), event.occurred_at)
+        keys = latest.keys()
         # By id (the primary key), not by transaction: two IN lists (charger ids, transaction
         # references) would make SQLite probe every pair of them.
         guesses = {self._session_ids.guess(key): key for key in keys}
-        self._rows = {}
-        for row in await sessions_by_ids(self._session, guesses):
-            key = guesses[row.id]
-            if (row.charger_id, row.transaction_ref) == key:
-                self._rows[key] = row
+        self._rows, self._views = {}, {}
+        for view in await session_views_by_ids(self._session, guesses):
+            key = guesses[view.id]
+            if (view.charger_id, view.transaction_ref) == key:
+                self._views[key] = view
         # Their timelines: kept from earlier batches, else decoded with the points of all of
         # them read in one query.
-        decode: list[SessionRow] = []
-        for row in self._rows.values():
-            kept = self._timelines.take(row.id, row.usage)
+        decode: list[SessionView] = []
+        for view in self._views.values():
+            kept = self._timelines.take(view.id, view.usage)
             if kept is not None:
-                self._usages[row.id] = (row, row.usage, kept)
+                self._usages[view.id] = (view, view.usage, kept)
             else:
-                decode.append(row)
-        stored = [row.id for row in decode if mapping.Usage.stored_points(row.usage)]
+                decode.append(view)
+        stored = [view.id for view in decode if mapping.Usage.stored_points(view.usage)]
         points = await points_of(self._session, stored)
-        for row in decode:
-            usage = mapping.Usage.from_json(row.usage, points.get(row.id, ()))
-            self._usages[row.id] = (row, row.usage, usage)
+        for view in decode:
+            usage = mapping.Usage.from_json(view.usage, points.get(view.id, ()))
+            self._usages[view.id] = (view, view.usage, usage)
+        wanted = [view.id for key, view in self._views.items() if row_wanted(view, latest[key])]
+        with self._session.no_autoflush:  # nothing is changed yet
+            rows = await sessions_by_ids(self._session, wanted)
+        for row in rows:
+            self._take_over(row, self._usages[row.id])
 
-    async def row_of(self, charger_id: str, transaction_ref: str) -> SessionRow | None:
+    async def row_of(
+        self, charger_id: str, transaction_ref: str
+    ) -> SessionRow | SessionView | None:
         key = (charger_id, transaction_ref)
-        row = self._rows.get(key)
-        if row is None:
-            row = await session_of_transaction(self._session, charger_id, transaction_ref)
-            if row is not None:
-                self._rows[key] = row
-                self._session_ids.learn(key, row.id)
-        return row
+        found = self._rows.get(key) or self._views.get(key)
+        if found is None:
+            found = await session_of_transaction(self._session, charger_id, transaction_ref)
+            if found is not None:
+                self._rows[key] = found
+                self._session_ids.learn(key, found.id)
+        return found
 
     def forget(self, charger_id: str, transaction_ref: str) -> None:
         self._rows.pop((charger_id, transaction_ref), None)
 
-    async def usage_of(self, row: SessionRow) -> mapping.Usage:
+    async def promote(self, found: SessionRow | SessionView) -> SessionRow:
+        """The session's row (loaded now if ``found`` is its view), with the view's timeline."""
+        if isinstance(found, SessionRow):
+            return found
+        # Not flushed first: what the batch changed so far cannot change what is read here (a
+        # session outside the identity map, by its primary key), and a flush costs more than
+        # the read (the batch's changes are flushed together at its end).
+        with self._session.no_autoflush:
+            row = await self._session.get(SessionRow, found.id)
+        if row is None or self._take_over(row, self._usages[found.id])[0] is not row:
+            # Only this batch writes its sessions, and their views are dropped before any
+            # step that writes through the ORM: their rows hold what the views were read as.
+            raise LookupError(f"session {found.id} changed under its own batch")
+        return row
+
+    async def usage_of(self, row: SessionRow | SessionView) -> mapping.Usage:
         """The session's timeline: the one decoded before, unless ``row.usage`` was written
         by someone else since."""
         known = self._usages.get(row.id)
+        if known is not None and known[0] is not row and isinstance(row, SessionRow):
+            known = self._take_over(row, known)
         if (
             known is not None
             and known[0] is row
             and (row.id in self._changed or row.usage is known[1])
         ):
             return known[2]
+        assert isinstance(row, SessionRow)  # a view's timeline is decoded with the batch
         usage = self._timelines.take(row.id, row.usage) or await load_timeline(self._session, row)
         self._usages[row.id] = (row, row.usage, usage)
         return usage
 
-    def changed(self, row: SessionRow) -> None:
+    def _take_over(
+        self, row: SessionRow, known: tuple[SessionRow | SessionView, str, mapping.Usage]
+    ) -> tuple[SessionRow | SessionView, str, mapping.Usage]:
+        """The row of a session the batch has a view of takes the view's place and timeline
+        (with its changes not written back yet): the row holds the text the view's timeline
+        was decoded from or last written back as, which is what the database holds."""
+        view, text, usage = known
+        if not isinstance(view, SessionView) or row.usage != text:
+            return known
+        set_committed_value(row, "usage", text)  # that very text, for ``usage_of``'s check
+        known = self._usages[row.id] = (row, text, usage)
+        if row.id in self._changed:
+            self._changed[row.id] = row
+        if row.transaction_ref is not None:
+            key = (row.charger_id, row.transaction_ref)
+            self._views.pop(key, None)
+            self._rows[key] = row
+        return known
+
+    def changed(self, row: SessionRow | SessionView) -> None:
         self._changed[row.id] = row
 
     async def write_back(self) -> None:
         """Store the changed timelines: their new meter points appended (one INSERT for all),
-        the rest encoded into their rows (``row.usage``). The rows already in the database
-        are written at once, with one UPDATE of that column for all of them (the ORM's flush
-        of each row costs more than the rest of a meter value's projection); the ORM then
-        holds the text as the row's stored value."""
+        the rest encoded into their rows (``usage``). The rows already in the database are
+        written at once, with one UPDATE of that column for all of them (the ORM's flush of
+        each row costs more than the rest of a meter value's projection); the ORM then holds
+        the text as the row's stored value. Then the views are dropped: the step that comes
+        next may change their sessions."""
         stored, points = self._encode_changed()
         await add_points(self._session, points)
         if stored:
             await store_timelines(self._session, [(row.id, text) for row, text in stored])
             self._committed(stored)
+        self._drop_views()
 
     def write_back_later(self, writes: Writes) -> None:
         """``write_back`` through ``writes`` (the end of a batch: its transaction writes them
@@ -1159,16 +1241,17 @@ class _Batch:
 
     def _encode_changed(
         self,
-    ) -> tuple[list[tuple[SessionRow, str]], list[tuple[str, mapping.Point]]]:
-        """The changed timelines encoded: the rows already in the database with their text
-        (a new row gets its text as ``row.usage``, written with it), and the new points."""
-        stored: list[tuple[SessionRow, str]] = []
+    ) -> tuple[list[tuple[SessionRow | SessionView, str]], list[tuple[str, mapping.Point]]]:
+        """The changed timelines encoded: the sessions already in the database with their
+        text (a new row gets its text as ``row.usage``, written with it), and the new
+        points."""
+        stored: list[tuple[SessionRow | SessionView, str]] = []
         points: list[tuple[str, mapping.Point]] = []
         for session_id, row in self._changed.items():
             usage = self._usages[session_id][2]
             text = usage.to_json()
             points += [(session_id, point) for point in usage.take_unstored()]
-            if inspect(row).persistent:
+            if isinstance(row, SessionView) or inspect(row).persistent:
                 stored.append((row, text))
             else:
                 row.usage = text
@@ -1177,11 +1260,24 @@ class _Batch:
         return stored, points
 
     @staticmethod
-    def _committed(stored: list[tuple[SessionRow, str]]) -> None:
-        """The ORM holds each text as its row's stored ``usage`` (it is, or will be by the
-        commit), so that its flush does not write it again."""
+    def _committed(stored: list[tuple[SessionRow | SessionView, str]]) -> None:
+        """Each session holds its text as its stored ``usage`` (it is, or will be by the
+        commit): the ORM so that its flush does not write it again."""
         for row, text in stored:
-            set_committed_value(row, "usage", text)
+            if isinstance(row, SessionView):
+                row.usage = text
+            else:
+                set_committed_value(row, "usage", text)
+
+    def _drop_views(self) -> None:
+        """Forget the views (their timelines are written back): the sessions of the next
+        events are rows, looked up by transaction, their timelines kept for them."""
+        for session_id, (found, text, usage) in list(self._usages.items()):
+            if isinstance(found, SessionView):
+                del self._usages[session_id]
+                if found.ended_at is None:
+                    self._timelines.give_back(session_id, text, usage)
+        self._views.clear()
 
     def keep(self) -> None:
         """Give the timelines of running sessions, written back, to the next batches."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
 from typing import cast
@@ -37,9 +38,41 @@ async def sessions_by_ids(session: AsyncSession, ids: Collection[str]) -> list[S
     return list((await session.exec(stmt)).all())
 
 
+@dataclass(slots=True)
+class SessionView:
+    """What a session's meter values and charging states read of it while nothing but its
+    timeline changes, read without the ORM (loading a ``SessionRow`` costs about three times
+    as much, most of a meter value's projection): see ``SessionService`` for when a view is
+    exchanged for the row."""
+
+    id: str
+    charger_id: str
+    transaction_ref: str | None
+    status: str
+    ended_at: datetime | None
+    meter_start_wh: int | None
+    last_push_at: datetime | None
+    usage: str
+
+
+_SESSION_TABLE = cast(Table, SessionRow.__table__)  # type: ignore[attr-defined]
+_VIEWS = core_select(*(_SESSION_TABLE.c[field.name] for field in fields(SessionView))).where(
+    _SESSION_TABLE.c.id.in_(bindparam("ids", expanding=True))
+)
+
+
+async def session_views_by_ids(session: AsyncSession, ids: Collection[str]) -> list[SessionView]:
+    """The views of the sessions of these ids (those that exist), in one query on the primary
+    key, in the caller's transaction."""
+    if not ids:
+        return []
+    connection = await session.connection()
+    return [SessionView(*row) for row in await connection.execute(_VIEWS, {"ids": list(ids)})]
+
+
 _STORE_TIMELINE = (
-    update(SessionRow.__table__)  # type: ignore[attr-defined]
-    .where(SessionRow.__table__.c.id == bindparam("session_id"))  # type: ignore[attr-defined]
+    update(_SESSION_TABLE)
+    .where(_SESSION_TABLE.c.id == bindparam("session_id"))
     .values(usage=bindparam("timeline"))
 )
 
