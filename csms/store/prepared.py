@@ -25,17 +25,21 @@ import itertools
 import logging
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import Insert, Select, Update
+from sqlalchemy.types import TypeEngine
 
 from csms.store import sqlite_driver
+from csms.store.types import UtcDateTime, sqlite_utc_text
 
 log = logging.getLogger(__name__)
 
 _Processor = Callable[[Any], Any] | None
+_REQUIRED = object()
+"""The default of a parameter the statement does not hold: its value must be given."""
 _READER_PRAGMAS = ("PRAGMA query_only = ON", "PRAGMA busy_timeout = 10000")
 
 
@@ -50,14 +54,23 @@ class CompiledStatement:
     """Values bound in the statement itself (``col == 5``) or the columns' scalar defaults."""
     binds: Mapping[str, _Processor]
     results: tuple[_Processor, ...]
+    _plan: tuple[tuple[str, Any, _Processor], ...] = field(init=False, repr=False, compare=False)
+    """Each parameter's name, default (``_REQUIRED`` if none) and processor, in order."""
+
+    def __post_init__(self) -> None:
+        plan = tuple(
+            (name, self.defaults.get(name, _REQUIRED), self.binds[name]) for name in self.names
+        )
+        object.__setattr__(self, "_plan", plan)
 
     def parameters(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
         """The driver's parameters for ``values`` (each name of the statement must be given
         unless the statement holds its value)."""
         out = []
-        for name in self.names:
-            value = values[name] if name in values else self.defaults[name]
-            processor = self.binds[name]
+        for name, default, processor in self._plan:
+            value = values.get(name, default)
+            if value is _REQUIRED:
+                raise KeyError(name)
             out.append(processor(value) if processor is not None and value is not None else value)
         return tuple(out)
 
@@ -123,15 +136,19 @@ def compile_statement(
         sql=str(compiled),
         names=names,
         defaults=defaults,
-        # The dialect's own implementation of each type (SQLite's DATETIME is text).
-        binds={
-            name: bind.type.dialect_impl(dialect).bind_processor(dialect)
-            for name, bind in binds.items()
-        },
+        binds={name: _bind_processor(bind.type, dialect) for name, bind in binds.items()},
         results=tuple(
             t.dialect_impl(dialect).result_processor(dialect, None) for t in result_types
         ),
     )
+
+
+def _bind_processor(type_: TypeEngine[Any], dialect: Dialect) -> _Processor:
+    """The dialect's own implementation of the type's binding (SQLite's DATETIME is text),
+    in one step for aware UTC datetimes on SQLite (``sqlite_utc_text``)."""
+    if isinstance(type_, UtcDateTime) and dialect.name == "sqlite":
+        return sqlite_utc_text
+    return type_.dialect_impl(dialect).bind_processor(dialect)
 
 
 class SharedReaders:

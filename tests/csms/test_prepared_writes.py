@@ -3,16 +3,19 @@ on INSERT and UPDATE): the SQL SQLAlchemy would run, the parameters as it would 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Column, DateTime, Integer, MetaData, Table, insert
 from sqlalchemy.dialects import sqlite
 
 from csms.store.database import Database, update_by_key
 from csms.store.prepared import compile_statement
 from csms.store.tables import ChargerRow, TransactionEventRow
+from csms.store.types import UtcDateTime, sqlite_utc_text
 
 AT = datetime(2026, 11, 21, 8, 30, 15, 250_000, tzinfo=UTC)
 
@@ -71,3 +74,39 @@ async def test_written_values_read_back_as_the_orm_wrote_them(tmp_path: Path):
         assert compiled.names == ("v_last_seen_at", "k_charger_id")
     finally:
         await db.dispose()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    at=st.datetimes(
+        min_value=datetime(1, 1, 2),
+        max_value=datetime(9999, 12, 30),
+        timezones=st.one_of(
+            st.just(UTC),
+            st.timezones(),
+            st.integers(-14 * 60, 14 * 60).map(lambda m: timezone(timedelta(minutes=m))),
+        ),
+    )
+)
+def test_an_aware_datetime_is_bound_as_its_column_type_binds_it(at: datetime) -> None:
+    """The one-step binding of aware datetimes on SQLite gives the text of the type's own
+    chain (the decorator to naive UTC, then SQLite's DATETIME formatting), for any zone and
+    microsecond (whole seconds included)."""
+    dialect = sqlite.dialect()
+    chain = UtcDateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert chain is not None
+    assert sqlite_utc_text(at) == chain(at)
+    compiled = compile_statement(
+        update_by_key(ChargerRow, ("charger_id",), ("created_at",)), dialect
+    )
+    assert compiled.parameters({"k_charger_id": "A", "v_created_at": at}) == (chain(at), "A")
+
+
+def test_a_naive_datetime_or_a_missing_value_is_refused() -> None:
+    compiled = compile_statement(
+        update_by_key(ChargerRow, ("charger_id",), ("created_at",)), sqlite.dialect()
+    )
+    with pytest.raises(ValueError, match="naive"):
+        compiled.parameters({"k_charger_id": "A", "v_created_at": datetime(2026, 11, 22, 4, 0)})
+    with pytest.raises(KeyError, match="k_charger_id"):
+        compiled.parameters({"v_created_at": AT})
