@@ -1098,6 +1098,9 @@ class _Batch:
         self._session_ids = session_ids
         self._rows: dict[tuple[str, str], SessionRow] = {}
         self._views: dict[tuple[str, str], SessionView] = {}
+        self._dropped: dict[tuple[str, str], str] = {}
+        """The session ids of the views dropped (see ``write_back``), until their rows are
+        read: all at once, when the first of them is asked for again."""
         self._usages: dict[str, tuple[SessionRow | SessionView, str, mapping.Usage]] = {}
         """By session id: the row or view, the ``usage`` text the timeline was decoded from
         (or last written back as), the timeline."""
@@ -1154,6 +1157,9 @@ class _Batch:
     ) -> SessionRow | SessionView | None:
         key = (charger_id, transaction_ref)
         found = self._rows.get(key) or self._views.get(key)
+        if found is None and key in self._dropped:
+            await self._read_dropped()
+            found = self._rows.get(key)
         if found is None:
             found = await session_of_transaction(self._session, charger_id, transaction_ref)
             if found is not None:
@@ -1163,6 +1169,14 @@ class _Batch:
 
     def forget(self, charger_id: str, transaction_ref: str) -> None:
         self._rows.pop((charger_id, transaction_ref), None)
+
+    async def _read_dropped(self) -> None:
+        """The rows of the sessions whose views were dropped, in one query (their timelines
+        were given to ``_Timelines``, where ``usage_of`` finds them)."""
+        ids, self._dropped = set(self._dropped.values()), {}
+        for row in await sessions_by_ids(self._session, ids):
+            if row.transaction_ref is not None:
+                self._rows.setdefault((row.charger_id, row.transaction_ref), row)
 
     async def promote(self, found: SessionRow | SessionView) -> SessionRow:
         """The session's row (loaded now if ``found`` is its view), with the view's timeline."""
@@ -1271,12 +1285,14 @@ class _Batch:
 
     def _drop_views(self) -> None:
         """Forget the views (their timelines are written back): the sessions of the next
-        events are rows, looked up by transaction, their timelines kept for them."""
+        events are rows, read when one of them is asked for, their timelines kept for
+        them."""
         for session_id, (found, text, usage) in list(self._usages.items()):
             if isinstance(found, SessionView):
                 del self._usages[session_id]
                 if found.ended_at is None:
                     self._timelines.give_back(session_id, text, usage)
+        self._dropped.update((key, view.id) for key, view in self._views.items())
         self._views.clear()
 
     def keep(self) -> None:

@@ -520,6 +520,53 @@ async def test_sessions_of_a_batch_are_loaded_by_id_even_when_taken_over(
     assert all("transaction_ref IN" not in statement for statement in statements)
 
 
+async def test_sessions_after_another_step_are_read_again_in_one_query(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step other than a meter value or charging state (here a new transaction's start)
+    drops the batch's views of its sessions; the sessions of the meter values after it are
+    then read again all at once, not one lookup by transaction each."""
+    import bridge.sessions as service_module
+
+    site = tmp_path / "site.toml"
+    site.write_text(site_text(), encoding="utf-8")
+    lookups: list[tuple[str, str]] = []
+
+    async def counting(session: Any, charger_id: str, transaction_ref: str) -> SessionRow | None:
+        lookups.append((charger_id, transaction_ref))
+        return await session_of_transaction(session, charger_id, transaction_ref)
+
+    log = events()
+    later = [e for e in log if isinstance(e, MeterValuesSampled) and e.occurred_at > at(150)]
+    earlier = [e for e in log if e not in later]
+    start = TransactionStarted(
+        charger_id="CP16",
+        occurred_at=at(160),
+        transaction_ref="E1",
+        evse=EvseRef(ocpp_evse_id=3, connector_id=1),
+        id_token=IdToken(value="TOKEN-A"),
+        authorization=AuthorizationStatus.ACCEPTED,
+        authorization_ref="decision-a",
+        meter_start_wh=0,
+    )
+    last = [*later[:3], start, *later[3:]]
+    assert {e.transaction_ref for e in later[3:]} >= {"A1", "B1", "C1"}
+
+    async def forget_the_first(_app: BridgeApp, index: int) -> None:
+        if index == 0:
+            lookups.clear()
+
+    monkeypatch.setattr(service_module, "session_of_transaction", counting)
+    async with running_bridge(tmp_path, site_file=str(site), **CPO) as app:
+        stored = await project_in_batches(
+            app, app.identity(), [earlier, last], after=forget_the_first
+        )
+    assert lookups == [("CP16", "E1")]  # the new transaction's own, none for A1, B1, C1
+    sessions = {row["transaction_ref"]: row for row in stored["sessions"]}
+    assert sessions["E1"]["status"] == "ACTIVE"
+    assert sessions["B1"]["status"] == sessions["C1"]["status"] == "ACTIVE"
+
+
 async def _as_stored_before_point_rows(app: BridgeApp) -> None:
     """Store every session as sessions were before their meter points had rows: the points
     in the ``usage`` text (``meter``), no rows."""
