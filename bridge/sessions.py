@@ -1100,7 +1100,10 @@ class _Batch:
         self._views: dict[tuple[str, str], SessionView] = {}
         self._dropped: dict[tuple[str, str], str] = {}
         """The session ids of the views dropped (see ``write_back``), until their rows are
-        read: all at once, when the first of them is asked for again."""
+        read: all those still wanted at once, when the first of them is asked for again."""
+        self._to_come: dict[tuple[str, str], int] = {}
+        """By transaction: the meter values and charging states of the batch not yet
+        projected (each asks for its session once, ``row_of``)."""
         self._usages: dict[str, tuple[SessionRow | SessionView, str, mapping.Usage]] = {}
         """By session id: the row or view, the ``usage`` text the timeline was decoded from
         (or last written back as), the timeline."""
@@ -1123,6 +1126,7 @@ class _Batch:
             ):
                 key = (event.charger_id, event.transaction_ref)
                 latest[key] = max(latest.get(key, event.occurred_at), event.occurred_at)
+                self._to_come[key] = self._to_come.get(key, 0) + 1
         keys = latest.keys()
         # By id (the primary key), not by transaction: two IN lists (charger ids, transaction
         # references) would make SQLite probe every pair of them.
@@ -1156,9 +1160,10 @@ class _Batch:
         self, charger_id: str, transaction_ref: str
     ) -> SessionRow | SessionView | None:
         key = (charger_id, transaction_ref)
+        self._to_come[key] = self._to_come.get(key, 1) - 1
         found = self._rows.get(key) or self._views.get(key)
         if found is None and key in self._dropped:
-            await self._read_dropped()
+            await self._read_dropped(key)
             found = self._rows.get(key)
         if found is None:
             found = await session_of_transaction(self._session, charger_id, transaction_ref)
@@ -1170,11 +1175,18 @@ class _Batch:
     def forget(self, charger_id: str, transaction_ref: str) -> None:
         self._rows.pop((charger_id, transaction_ref), None)
 
-    async def _read_dropped(self) -> None:
-        """The rows of the sessions whose views were dropped, in one query (their timelines
-        were given to ``_Timelines``, where ``usage_of`` finds them)."""
-        ids, self._dropped = set(self._dropped.values()), {}
-        for row in await sessions_by_ids(self._session, ids):
+    async def _read_dropped(self, key: tuple[str, str]) -> None:
+        """The rows of the sessions whose views were dropped and that ``key`` or events still
+        to come ask for, in one query (their timelines were given to ``_Timelines``, where
+        ``usage_of`` finds them)."""
+        wanted = {
+            dropped: session_id
+            for dropped, session_id in self._dropped.items()
+            if dropped == key or self._to_come.get(dropped, 0) > 0
+        }
+        for dropped in wanted:
+            del self._dropped[dropped]
+        for row in await sessions_by_ids(self._session, set(wanted.values())):
             if row.transaction_ref is not None:
                 self._rows.setdefault((row.charger_id, row.transaction_ref), row)
 
