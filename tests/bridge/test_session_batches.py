@@ -106,6 +106,22 @@ def meter(
     )
 
 
+def token_first(
+    ref: str, seconds: int, evse: EvseRef, decision: str, meter_start_wh: int
+) -> TransactionStarted:
+    """A transaction of CP16 started with the token of ``decision-<decision>``, accepted."""
+    return TransactionStarted(
+        charger_id="CP16",
+        occurred_at=at(seconds),
+        transaction_ref=ref,
+        evse=evse,
+        id_token=IdToken(value=f"TOKEN-{decision.upper()}"),
+        authorization=AuthorizationStatus.ACCEPTED,
+        authorization_ref=f"decision-{decision}",
+        meter_start_wh=meter_start_wh,
+    )
+
+
 def events() -> list[DomainEvent]:
     """Session A (CP16): token first, ACTIVE from the start, a meter value every 10 s (a PATCH
     every 30 s), suspended and resumed by connector statuses, ended, a late meter value.
@@ -116,16 +132,7 @@ def events() -> list[DomainEvent]:
     a: list[tuple[int, DomainEvent]] = [
         (
             0,
-            TransactionStarted(
-                charger_id="CP16",
-                occurred_at=at(0),
-                transaction_ref="A1",
-                evse=EVSE_1,
-                id_token=IdToken(value="TOKEN-A"),
-                authorization=AuthorizationStatus.ACCEPTED,
-                authorization_ref="decision-a",
-                meter_start_wh=10_000,
-            ),
+            token_first("A1", 0, EVSE_1, "a", meter_start_wh=10_000),
         ),
     ]
     a += [
@@ -259,16 +266,7 @@ def events() -> list[DomainEvent]:
     d: list[tuple[int, DomainEvent]] = [
         (
             6,
-            TransactionStarted(
-                charger_id="CP16",
-                occurred_at=at(6),
-                transaction_ref="D1",
-                evse=EvseRef(ocpp_evse_id=0, connector_id=0),
-                id_token=IdToken(value="TOKEN-D"),
-                authorization=AuthorizationStatus.ACCEPTED,
-                authorization_ref="decision-d",
-                meter_start_wh=5_000,
-            ),
+            token_first("D1", 6, EvseRef(ocpp_evse_id=0, connector_id=0), "d", 5_000),
         ),
     ]
     d += [
@@ -539,16 +537,7 @@ async def test_sessions_after_another_step_are_read_again_in_one_query(
     log = events()
     later = [e for e in log if isinstance(e, MeterValuesSampled) and e.occurred_at > at(150)]
     earlier = [e for e in log if e not in later]
-    start = TransactionStarted(
-        charger_id="CP16",
-        occurred_at=at(160),
-        transaction_ref="E1",
-        evse=EvseRef(ocpp_evse_id=3, connector_id=1),
-        id_token=IdToken(value="TOKEN-A"),
-        authorization=AuthorizationStatus.ACCEPTED,
-        authorization_ref="decision-a",
-        meter_start_wh=0,
-    )
+    start = token_first("E1", 160, EvseRef(ocpp_evse_id=3, connector_id=1), "a", 0)
     last = [*later[:3], start, *later[3:]]
     assert {e.transaction_ref for e in later[3:]} >= {"A1", "B1", "C1"}
 
