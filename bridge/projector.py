@@ -20,7 +20,7 @@ from typing import cast
 from sqlalchemy import Table, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bridge.store.database import Database, Writes
+from bridge.store.database import Database, PreparedSelect, Writes, fetch_in
 from bridge.store.tables import ProjectorOffsetRow
 from csms.domain.events import DomainEvent
 from csms.ports import EventFeed
@@ -34,7 +34,7 @@ offsets, in one round trip: only rows that nothing later in the batch reads."""
 
 MAX_BACKOFF_S = 30.0
 _OFFSETS = cast(Table, ProjectorOffsetRow.__table__)  # type: ignore[attr-defined]
-_ALL_OFFSETS = select(_OFFSETS.c.name, _OFFSETS.c.offset)
+_ALL_OFFSETS = PreparedSelect(select(_OFFSETS.c.name, _OFFSETS.c.offset))
 
 
 @dataclass(frozen=True)
@@ -268,8 +268,7 @@ class Projector:
 async def _stored_offsets(session: AsyncSession, names: Sequence[str]) -> dict[str, int]:
     """The offsets of those of ``names`` that have a row (every row is read: one per
     projection, and a statement without an IN list is built once)."""
-    connection = await session.connection()
-    rows = (await connection.execute(_ALL_OFFSETS)).all()
+    rows = await fetch_in(session, _ALL_OFFSETS)
     wanted = set(names)
     return {name: offset for name, offset in rows if name in wanted}
 

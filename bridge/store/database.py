@@ -3,6 +3,7 @@ the rest of the bridge reaches it through here, never through ``csms.store``."""
 
 from __future__ import annotations
 
-from csms.store.database import Database, UnitOfWork, Writes
+from csms.store.database import Database, UnitOfWork, Writes, fetch_in
+from csms.store.prepared import PreparedSelect
 
-__all__ = ["Database", "UnitOfWork", "Writes"]
+__all__ = ["Database", "PreparedSelect", "UnitOfWork", "Writes", "fetch_in"]

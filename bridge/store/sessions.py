@@ -3,6 +3,7 @@ transaction); reads for the Sender interfaces return stored OCPI JSON, scoped to
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, fields
@@ -10,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import cast
 
-from sqlalchemy import Table, bindparam, delete, insert, update
+from sqlalchemy import Table, bindparam, delete, func, insert, literal_column, update
 from sqlalchemy import select as core_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -18,7 +19,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bridge.mapping.sessions import Point, Usage, decimal_or_none
 from bridge.store.pagination import DocumentPages
 from bridge.store.tables import CdrRow, SessionPointRow, SessionRow
-from csms.store.database import Database, Writes
+from csms.store.database import Database, Writes, fetch_prepared
+from csms.store.prepared import PreparedSelect
 
 
 async def session_of_transaction(
@@ -56,8 +58,15 @@ class SessionView:
 
 
 _SESSION_TABLE = cast(Table, SessionRow.__table__)  # type: ignore[attr-defined]
-_VIEWS = core_select(*(_SESSION_TABLE.c[field.name] for field in fields(SessionView))).where(
-    _SESSION_TABLE.c.id.in_(bindparam("ids", expanding=True))
+_VIEW_COLUMNS = core_select(*(_SESSION_TABLE.c[field.name] for field in fields(SessionView)))
+_VIEWS = _VIEW_COLUMNS.where(_SESSION_TABLE.c.id.in_(bindparam("ids", expanding=True)))
+# On SQLite, prepared, the ids as one JSON array: an IN list would be compiled per length.
+_VIEWS_OF_JSON = PreparedSelect(
+    _VIEW_COLUMNS.where(
+        _SESSION_TABLE.c.id.in_(
+            core_select(literal_column("value")).select_from(func.json_each(bindparam("ids")))
+        )
+    )
 )
 
 
@@ -66,8 +75,11 @@ async def session_views_by_ids(session: AsyncSession, ids: Collection[str]) -> l
     key, in the caller's transaction."""
     if not ids:
         return []
-    connection = await session.connection()
-    return [SessionView(*row) for row in await connection.execute(_VIEWS, {"ids": list(ids)})]
+    rows = await fetch_prepared(session, _VIEWS_OF_JSON, ids=json.dumps(list(ids)))
+    if rows is None:
+        connection = await session.connection()
+        rows = list(await connection.execute(_VIEWS, {"ids": list(ids)}))
+    return [SessionView(*row) for row in rows]
 
 
 _STORE_TIMELINE = (

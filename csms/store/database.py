@@ -227,6 +227,31 @@ def _one_hop_driver(connection: AsyncConnection) -> sqlite_driver.OneHopConnecti
     return driver if isinstance(driver, sqlite_driver.OneHopConnection) else None
 
 
+async def fetch_prepared(
+    session: AsyncSession, query: PreparedSelect, **values: Any
+) -> list[tuple[Any, ...]] | None:
+    """The rows of a prepared SELECT in ``session``'s transaction, in one call on its one-hop
+    SQLite connection, without SQLAlchemy's execution machinery (about 0.2 ms of the event
+    loop per statement); None if the session's connection is not one (see ``fetch_in``)."""
+    connection = await session.connection()
+    driver = _one_hop_driver(connection)
+    if driver is None:
+        return None
+    compiled = query.compiled(connection.dialect)
+    return compiled.rows(await driver.read(compiled.sql, compiled.parameters(values)))
+
+
+async def fetch_in(
+    session: AsyncSession, query: PreparedSelect, **values: Any
+) -> list[tuple[Any, ...]]:
+    """``fetch_prepared``, or the statement run through the session's connection."""
+    rows = await fetch_prepared(session, query, **values)
+    if rows is None:
+        connection = await session.connection()
+        rows = [tuple(row) for row in await connection.execute(query.statement, values)]
+    return rows
+
+
 class UnitOfWork(Writes):
     """One database transaction: the session plus the events it appends.
 

@@ -96,6 +96,14 @@ class OneHopConnection(aiosqlite.Connection):
         )
         return result[1]
 
+    async def read(self, sql: str, parameters: Sequence[Any]) -> list[Any]:
+        """The rows of one statement in the transaction open on the connection, after the
+        transaction control statements deferred so far: one round trip."""
+        result: tuple[_Description, list[Any], int, int | None] = await self._execute(
+            self._run, sql, parameters, False, self.take_deferred()
+        )
+        return result[1]
+
     async def write(
         self, statements: Sequence[tuple[str, Sequence[Sequence[Any]]]], *, commit: bool = False
     ) -> None:

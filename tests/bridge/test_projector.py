@@ -325,12 +325,14 @@ def _marks(parameters: Any) -> bool:
 
 class OffsetStatements:
     """The statements on ``ocpi_projector_offsets``, as (verb, text): those SQLAlchemy runs
-    and those the one-hop driver writes as they are (a unit's deferred writes)."""
+    and those the one-hop driver runs as they are (a unit's deferred writes, prepared
+    reads)."""
 
     def __init__(self, db: Database) -> None:
         self.seen: list[tuple[str, str]] = []
         self._engine = db.engine.sync_engine
         self._write = OneHopConnection.write
+        self._read = OneHopConnection.read
 
     def __enter__(self) -> OffsetStatements:
         event.listen(self._engine, "before_cursor_execute", self._note)
@@ -348,12 +350,22 @@ class OffsetStatements:
                     self._note(None, None, sql, offsets)
             await write(connection, statements, commit=commit)
 
+        read = self._read
+
+        async def read_noted(
+            connection: OneHopConnection, sql: str, parameters: Sequence[Any]
+        ) -> list[Any]:
+            self._note(None, None, sql, parameters)
+            return await read(connection, sql, parameters)
+
         OneHopConnection.write = noted  # type: ignore[method-assign]
+        OneHopConnection.read = read_noted  # type: ignore[method-assign]
         return self
 
     def __exit__(self, *_: object) -> None:
         event.remove(self._engine, "before_cursor_execute", self._note)
         OneHopConnection.write = self._write  # type: ignore[method-assign]
+        OneHopConnection.read = self._read  # type: ignore[method-assign]
 
     def _note(self, _conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
         if "ocpi_projector_offsets" in statement and not _marks(parameters):

@@ -508,7 +508,14 @@ async def test_sessions_of_a_batch_are_loaded_by_id_even_when_taken_over(
             if "FROM ocpi_sessions" in statement and "ocpi_sessions.id IN" in statement:
                 statements.append(statement)
 
+        read = OneHopConnection.read
+
+        async def reading(connection: OneHopConnection, sql: str, parameters: Any) -> list[Any]:
+            seen(None, None, sql)  # prepared reads, without SQLAlchemy's events
+            return await read(connection, sql, parameters)
+
         event.listen(app.db.engine.sync_engine, "before_cursor_execute", seen)
+        monkeypatch.setattr(OneHopConnection, "read", reading)
         await project_in_batches(app, app.identity(), [earlier, later[:3], later[3:]])
     assert {e.transaction_ref for e in later[3:]} >= {"A1", "B1", "C1"}
     assert ("CP16", "C1") in batches[0]  # taken over in the first batch

@@ -16,8 +16,9 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects import sqlite
 from sqlmodel import col
 
-from csms.store.database import Database
+from csms.store.database import Database, fetch_in, fetch_prepared
 from csms.store.prepared import PreparedSelect
+from csms.store.sqlite_driver import OneHopConnection
 from csms.store.tables import ChargerRow
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -139,3 +140,43 @@ def test_in_lists_are_refused() -> None:
     )
     with pytest.raises(ValueError, match="expanding"):
         query.compiled(sqlite.dialect())
+
+
+@pytest.mark.parametrize("one_hop", [True, False])
+async def test_a_read_in_a_transaction_sees_its_writes(tmp_path: Path, one_hop: bool) -> None:
+    """``fetch_in`` reads in the caller's transaction (what it wrote so far included): as a
+    prepared read on the one-hop connection of a SQLite file, through the session
+    elsewhere (``fetch_prepared`` gives None there)."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'in.db'}", one_hop=one_hop)
+    await with_chargers(db)
+    try:
+        async with db.transaction() as uow:
+            prepared = await fetch_prepared(uow.session, SEEN_SINCE, since=T0, limit=100)
+            assert (prepared is not None) == one_hop
+            uow.session.add(ChargerRow(charger_id="CP-NEW", created_at=T0, last_seen_at=T0))
+            await uow.session.flush()
+            rows = await fetch_in(uow.session, SEEN_SINCE, since=T0, limit=100)
+            assert ("CP-NEW", T0) in rows
+            assert len(rows) == 11
+    finally:
+        await db.dispose()
+
+
+async def test_a_prepared_read_opens_the_deferred_transaction_first(tmp_path: Path) -> None:
+    """The one-hop connection defers the BEGIN of a write transaction to the next statement:
+    a prepared read that comes first sends it, so that it reads in the transaction (holding
+    the write lock), not before it."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'deferred.db'}")
+    await with_chargers(db)
+    try:
+        async with db.transaction() as uow:
+            connection = await uow.session.connection()
+            assert connection.sync_connection is not None
+            driver = connection.sync_connection.connection.driver_connection
+            assert isinstance(driver, OneHopConnection)
+            assert not driver.in_transaction  # BEGIN IMMEDIATE deferred
+            rows = await fetch_in(uow.session, SEEN_SINCE, since=T0, limit=1)
+            assert rows == [("CP-0", T0)]
+            assert driver.in_transaction
+    finally:
+        await db.dispose()
