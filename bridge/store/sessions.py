@@ -60,7 +60,7 @@ class SessionView:
 _SESSION_TABLE = cast(Table, SessionRow.__table__)  # type: ignore[attr-defined]
 _VIEW_COLUMNS = core_select(*(_SESSION_TABLE.c[field.name] for field in fields(SessionView)))
 _VIEWS = _VIEW_COLUMNS.where(_SESSION_TABLE.c.id.in_(bindparam("ids", expanding=True)))
-# On SQLite, prepared, the ids as one JSON array: an IN list would be compiled per length.
+# On SQLite, prepared, with the ids as one JSON array (a prepared statement takes no IN list).
 _VIEWS_OF_JSON = PreparedSelect(
     _VIEW_COLUMNS.where(
         _SESSION_TABLE.c.id.in_(
