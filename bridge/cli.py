@@ -22,7 +22,7 @@ from bridge.ocpi.wire import TOKEN_PATTERN
 from bridge.partners import ExpectedRole, Partner, PartnerStatus
 from bridge.push.outbox import OutboxEntry, OutboxState
 from bridge.registration import PartnerOperationFailed
-from bridge.settings import load_settings
+from bridge.settings import Settings, SettingsError, load_settings
 from bridge.site import SiteFileError, load_site
 from csms.domain.model import AuthorizationStatus, RegistrationStatus
 from csms.errors import CsmsError
@@ -47,11 +47,21 @@ app.add_typer(tariffs_app, name="tariffs")
 T = TypeVar("T")
 
 
+def _settings() -> Settings:
+    """The configured settings; invalid ones are named and the command exits 2."""
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
 def _run(work: Callable[[BridgeApp], Awaitable[T]]) -> T:
     """Run one operator command against the configured database."""
+    settings = _settings()
 
     async def main() -> T:
-        bridge = BridgeApp(load_settings())
+        bridge = BridgeApp(settings)
         path = bridge.settings.sqlite_path()
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,7 +86,7 @@ def serve(
     ] = None,
 ) -> None:
     """Run the OCPP server and the OCPI HTTP API in one process."""
-    settings = load_settings()
+    settings = _settings()
     if site is not None:
         settings = settings.model_copy(update={"site_file": str(site)})
     logging.basicConfig(
@@ -141,8 +151,9 @@ def chargers_list() -> None:
             for c in await bridge.chargers.list_chargers()
         ]
 
+    listed = _run(rows)  # first: nothing printed if the command fails
     typer.echo("charger_id\tauth\tboot\tstate\tocpp\tvendor\tmodel\tlast_seen")
-    for row in _run(rows):
+    for row in listed:
         typer.echo(row)
 
 
@@ -395,7 +406,7 @@ SiteFile = Annotated[
 def _site_path(path: Path | None) -> Path:
     if path is not None:
         return path
-    configured = load_settings().site_file
+    configured = _settings().site_file
     if not configured:
         typer.echo("error: give a site file or set OCPI_BRIDGE_SITE_FILE", err=True)
         raise typer.Exit(2)

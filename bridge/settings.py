@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bridge.event_loop import EventLoopName
@@ -218,7 +218,26 @@ class Settings(BaseSettings):
         return Path(path)
 
 
+class SettingsError(ValueError):
+    """Settings that cannot be used: each one named as its environment variable, and why."""
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment and ``OCPI_BRIDGE_CONFIG_FILE`` (read at call time)."""
+    """Settings from the environment and ``OCPI_BRIDGE_CONFIG_FILE`` (read at call time);
+    ``SettingsError`` if any of them is invalid."""
     config_file = os.environ.get("OCPI_BRIDGE_CONFIG_FILE") or None
-    return Settings(_env_file=config_file, **overrides)
+    try:
+        return Settings(_env_file=config_file, **overrides)
+    except ValidationError as exc:
+        raise SettingsError(_explained(exc, config_file)) from exc
+
+
+def _explained(exc: ValidationError, config_file: str | None) -> str:
+    prefix = Settings.model_config.get("env_prefix", "")
+    problems = [
+        f"{prefix}{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+        f" (got {error['input']!r})"
+        for error in exc.errors()
+    ]
+    source = f"the environment and {config_file}" if config_file else "the environment"
+    return f"invalid settings in {source}: " + "; ".join(problems)

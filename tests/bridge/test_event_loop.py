@@ -4,6 +4,7 @@ parser; the real processes on each loop are in ``tests/e2e/test_processes.py``."
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 
 import pytest
@@ -108,6 +109,32 @@ def test_serve_with_uvloop_unavailable_exits_with_a_message_not_a_traceback(monk
     assert result.exit_code == 2
     assert "error: event loop uvloop is not available" in result.output
     assert not isinstance(result.exception, ImportError)
+    assert not (tmp_path / "never.db").exists()
+
+
+@pytest.mark.parametrize("command", [["serve"], ["chargers", "list"], ["site", "check"]])
+def test_invalid_settings_are_named_and_exit_2_not_a_traceback(monkeypatch, tmp_path, command):
+    """Every command reads the settings first: invalid ones (an unknown event loop, a number
+    that is not one, from the environment or the config file) are named as their variables,
+    with the value given, and nothing runs."""
+    config = tmp_path / "bridge.env"
+    config.write_text("OCPI_BRIDGE_OUTBOX_MAX_ATTEMPTS=many\n", encoding="utf-8")
+    monkeypatch.setenv("OCPI_BRIDGE_CONFIG_FILE", str(config))
+    monkeypatch.setenv("OCPI_BRIDGE_EVENT_LOOP", "trio")
+    monkeypatch.setenv("OCPI_BRIDGE_SESSION_PATCH_INTERVAL", "soon")
+    monkeypatch.setenv("OCPI_BRIDGE_DATABASE_URL", f"sqlite:///{tmp_path / 'never.db'}")
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 2, result.output
+    assert not isinstance(result.exception, ValidationError)
+    first, *rest = result.output.splitlines()
+    assert first.startswith(f"error: invalid settings in the environment and {config}: ")
+    for name, value in (
+        ("EVENT_LOOP", "trio"),
+        ("SESSION_PATCH_INTERVAL", "soon"),
+        ("OUTBOX_MAX_ATTEMPTS", "many"),
+    ):
+        assert re.search(rf"OCPI_BRIDGE_{name}: [^;]* \(got '{value}'\)", first), name
+    assert rest == []  # nothing else printed (no table header, no traceback)
     assert not (tmp_path / "never.db").exists()
 
 
