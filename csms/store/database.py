@@ -246,10 +246,15 @@ async def fetch_in(
 ) -> list[tuple[Any, ...]]:
     """``fetch_prepared``, or the statement run through the session's connection."""
     rows = await fetch_prepared(session, query, **values)
-    if rows is None:
-        connection = await session.connection()
-        rows = [tuple(row) for row in await connection.execute(query.statement, values)]
-    return rows
+    return rows if rows is not None else await _fetch_through(session, query, values)
+
+
+async def _fetch_through(
+    session: AsyncSession, query: PreparedSelect, values: dict[str, Any]
+) -> list[tuple[Any, ...]]:
+    """The rows of a prepared SELECT's statement run through the session's connection."""
+    connection = await session.connection()
+    return [tuple(row) for row in await connection.execute(query.statement, values)]
 
 
 class UnitOfWork(Writes):
@@ -451,8 +456,7 @@ class Database:
         file; through a session elsewhere."""
         if self._readers is None:
             async with self.read() as session:
-                connection = await session.connection()
-                return [tuple(row) for row in await connection.execute(query.statement, values)]
+                return await _fetch_through(session, query, values)
         compiled = query.compiled(self.engine.dialect)
         async with _cancellation_restored():
             rows = await self._readers.fetch(compiled.sql, compiled.parameters(values))
