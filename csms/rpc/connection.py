@@ -174,17 +174,25 @@ class RpcConnection:
         future.set_result(frame)
 
     async def _work(self) -> None:
+        # No local holds a call while the next one is awaited: a charger's last call (its
+        # frame, payload, reply) would otherwise stay alive until its next message, and every
+        # collection of the youngest generation would visit those of every idle charger.
         while not self._closing:
-            call = await self._inbox.get()
-            self._busy = True
-            try:
-                await self._handle_call(call)
-            except ConnectionClosed:
+            if not await self._serve(await self._inbox.get()):
                 return
-            except Exception:
-                log.exception("%s: failed to answer %s", self.charger_id, call.action)
-            finally:
-                self._busy = False
+
+    async def _serve(self, call: Call) -> bool:
+        """Answer one call; False once the connection is closed."""
+        self._busy = True
+        try:
+            await self._handle_call(call)
+        except ConnectionClosed:
+            return False
+        except Exception:
+            log.exception("%s: failed to answer %s", self.charger_id, call.action)
+        finally:
+            self._busy = False
+        return True
 
     async def _handle_call(self, call: Call) -> None:
         try:
@@ -208,9 +216,10 @@ class RpcConnection:
             )
             return
         await self._send(encode_result(CallResult(call.unique_id, payload)))
-        follow_ups, self._after_reply = self._after_reply, []
-        for work in follow_ups:
-            self._spawn(work, f"{self.charger_id}-after-{call.action}")
+        if self._after_reply:  # rare: most calls leave the (empty) list as it is
+            follow_ups, self._after_reply = self._after_reply, []
+            for work in follow_ups:
+                self._spawn(work, f"{self.charger_id}-after-{call.action}")
 
     def after_reply(self, work: Callable[[], Awaitable[None]]) -> None:
         """Run ``work`` once the answer to the call being handled has been sent (for calls

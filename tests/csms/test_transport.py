@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from bridge.main import BridgeApp
+from csms.rpc.frames import Call
 from csms.store.tables import ChargerRow, FrameRow
 from tests.conftest import (
     BOOT,
@@ -258,3 +260,26 @@ async def test_a_purge_deletes_old_frames_a_chunk_per_transaction(bridge: Bridge
     assert [f.text for f in await all_rows(bridge, FrameRow)] == ["new frame"]
     with pytest.raises(ValueError, match="at least one frame"):
         await bridge.recorder.purge_older_than(90, chunk=0)  # would never end
+
+
+async def test_a_charger_idle_after_its_call_holds_nothing_of_that_call(bridge: BridgeApp):
+    """Between two messages a connection keeps no reference to the call it answered last
+    (its frame, its payload): every collection of the youngest generation would visit the last
+    call of every idle charger otherwise."""
+    await add_charger(bridge, "CP1")
+    async with raw_charger(bridge, "CP1") as ws:
+        await exchange(ws, call("BootNotification", BOOT, "boot-1"))
+        query = await receive(ws)  # the configuration request that follows a boot
+        await ws.send(json.dumps([3, query[1], {"unknownKey": []}]))
+        answer = await exchange(ws, call("Heartbeat", {}, "idle-marker-1"))
+        assert answer[:2] == [3, "idle-marker-1"]
+
+        def held() -> list[Call]:
+            return [
+                o for o in gc.get_objects() if type(o) is Call and o.unique_id == "idle-marker-1"
+            ]
+
+        deadline = asyncio.get_running_loop().time() + 2
+        while held() and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)  # the answer is sent before the handler's frames end
+        assert held() == []
