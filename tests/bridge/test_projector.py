@@ -455,6 +455,100 @@ async def test_an_applier_is_given_only_its_event_types_and_skipped_without_them
     assert await offset_of(db, "connections") == await last_event(db)
 
 
+class Preparing(Recorder):
+    """A Recorder whose batches are computed before the transaction: ``apply`` only for the
+    batches the preparation refused, or whose prepared projection found things changed."""
+
+    def __init__(self, name: str, *, refuse: bool = False, stale: bool = False) -> None:
+        super().__init__(name, pushes=1)
+        self.refuse, self.stale = refuse, stale
+        self.prepared: list[list[str]] = []
+        self.applied_prepared: list[list[str]] = []
+        self.in_turn_when_prepared: list[bool] = []
+        self.db: Database | None = None
+
+    async def prepare(self, events: Sequence[DomainEvent]) -> Any:
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError(f"{self.name} could not prepare")
+        if self.refuse:
+            return None
+        ids = [e.charger_id for e in events]
+        self.prepared.append(ids)
+        assert self.db is not None
+        self.in_turn_when_prepared.append(self.db._turn_taken)
+
+        async def ready(session: AsyncSession, writes: Writes) -> int | None:
+            if self.stale:
+                return None
+            writes.insert(ProjectorOffsetRow, {"name": f"prepared-{ids[0]}", "offset": len(ids)})
+            self.applied_prepared.append(ids)
+            self.seen += ids
+            return 1
+
+        return ready
+
+    def applier(self) -> Applier:
+        return Applier(self.name, self.apply, prepare=self.prepare)
+
+
+async def test_a_batch_prepared_before_the_transaction_is_applied_in_it_without_apply(
+    db: Database,
+) -> None:
+    preparing, plain = Preparing("preparing"), Recorder("plain")
+    preparing.db = db
+    announced: list[str] = []
+    appliers = [
+        Applier(
+            "preparing",
+            preparing.apply,
+            lambda: announced.append("preparing"),
+            prepare=preparing.prepare,
+        ),
+        plain.applier(),
+    ]
+    projector = Projector(db, EventLog(db), appliers, batch_size=4)
+    first = await log_events(db, 1, 6)
+
+    assert await projector.catch_up() == 6
+    assert preparing.prepared == [first[:4], first[4:]]
+    assert preparing.in_turn_when_prepared == [False, False]  # outside the writer's turn
+    assert preparing.applied_prepared == preparing.prepared
+    assert preparing.calls == 0  # apply never ran
+    assert plain.seen == first  # the other applier as usual
+    assert announced == ["preparing", "preparing"]  # its pushes announced after each commit
+    marks = await deferred_marks(db)
+    async with db.read() as session:
+        rows = (await session.exec(select(ProjectorOffsetRow))).all()
+    assert {r.name: r.offset for r in rows if r.name.startswith("prepared-")} == {
+        "prepared-CP1": 4,
+        "prepared-CP5": 2,
+    }
+    assert set(marks) == {"later-plain-4", "later-plain-6"}
+    end = await last_event(db)
+    assert await offset_of(db, "preparing") == end
+
+
+@pytest.mark.parametrize("how", ["refused", "stale", "failed"])
+async def test_a_batch_not_prepared_or_prepared_in_vain_is_applied_in_the_transaction(
+    db: Database, how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    preparing = Preparing("preparing", refuse=how == "refused", stale=how == "stale")
+    preparing.db = db
+    preparing.failures = 1 if how == "failed" else 0
+    projector = Projector(db, EventLog(db), [preparing.applier()], batch_size=10)
+    first = await log_events(db, 1, 3)
+
+    assert await projector.catch_up() == 3
+    assert preparing.calls == 1  # in the transaction
+    assert preparing.seen == first  # once
+    assert preparing.applied_prepared == []
+    assert await offset_of(db, "preparing") == await last_event(db)
+    failed = [r for r in caplog.records if "before its transaction failed" in r.getMessage()]
+    assert len(failed) == (1 if how == "failed" else 0)
+    assert all(r.exc_info for r in failed)
+
+
 def test_appliers_need_distinct_names(tmp_path: Path) -> None:
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}")
     with pytest.raises(ValueError, match="distinct"):
