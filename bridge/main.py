@@ -9,7 +9,6 @@ import logging
 import signal
 from collections.abc import Iterator
 from datetime import timedelta
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -234,17 +233,7 @@ class BridgeApp:
                     self.push_committed,
                     events=LOCATION_EVENTS,
                 ),
-                Applier(
-                    "sessions",
-                    self.sessions.project,
-                    self.push_committed,
-                    # Meter values computed outside the writer's turn (see ``prepare``).
-                    prepare=(
-                        partial(self.sessions.prepare, self.db.read)
-                        if self.db.groups_commits
-                        else None
-                    ),
-                ),
+                Applier("sessions", self.sessions.project, self.push_committed),
                 Applier(
                     "chargingprofiles",
                     self.charging_profiles.project,

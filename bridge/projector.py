@@ -5,13 +5,7 @@ its own, with its outbox rows, then the new offsets of those that succeeded. An 
 fails is rolled back alone (its offset stays: its events are never skipped) and retried later,
 with a growing delay, while the others go on. Woken by commits in this process (a batch starts
 at most every ``MIN_PERIOD_S``, gathering the commits of that moment), and polling for the
-rest.
-
-With group commit, the batch's transaction holds up every writer of the process, the chargers'
-replies included, for as long as it runs. An applier with ``prepare`` computes what it can of
-the batch before the transaction, from a read connection; in the transaction it only checks
-that what it read is unchanged and adds its writes (or, if something changed, applies the
-batch there as usual)."""
+rest."""
 
 from __future__ import annotations
 
@@ -28,7 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bridge.store.database import Database, PreparedSelect, Writes, fetch_in
 from bridge.store.tables import ProjectorOffsetRow
-from csms.domain.events import DomainEvent, RecordedEvent
+from csms.domain.events import DomainEvent
 from csms.ports import EventFeed
 
 log = logging.getLogger(__name__)
@@ -37,13 +31,6 @@ Apply = Callable[[AsyncSession, Sequence[DomainEvent], Writes], Awaitable[int]]
 """Applies events in the projector's transaction; returns the number of pushes enqueued. What
 it adds to the ``Writes`` is written when every applier of the batch is done, with the new
 offsets, in one round trip: only rows that nothing later in the batch reads."""
-
-Prepared = Callable[[AsyncSession, Writes], Awaitable[int | None]]
-"""A batch's projection computed before the projector's transaction, applied in it: adds its
-writes and answers the number of pushes enqueued, or adds nothing and answers None if what it
-was computed from changed meanwhile (``apply`` then runs in the transaction as usual)."""
-
-Prepare = Callable[[Sequence[DomainEvent]], Awaitable[Prepared | None]]
 
 MAX_BACKOFF_S = 30.0
 _OFFSETS = cast(Table, ProjectorOffsetRow.__table__)  # type: ignore[attr-defined]
@@ -62,10 +49,6 @@ class Applier:
     events: tuple[type[DomainEvent], ...] | None = None
     """The event types ``apply`` acts on (None: every one): it is given only those, and a
     batch without any just moves its offset on (no call, no SAVEPOINT)."""
-    prepare: Prepare | None = None
-    """Computes the batch's projection before the transaction, outside the writer's turn,
-    when it can (None: it cannot, ``apply`` runs in the transaction): the chargers' writes
-    then wait for the checks and writes only, not for the computing."""
 
 
 @dataclass(eq=False)
@@ -179,7 +162,6 @@ class Projector:
         callbacks: list[Callable[[], None]] = []
         moved: dict[str, int] = {}
         applied: list[str] = []
-        prepared = await self._prepare(lanes, recorded, positions, offsets)
         async with self._db.transaction() as uow:
             session = uow.session
             stored = await _stored_offsets(session, names)
@@ -188,19 +170,19 @@ class Projector:
                 if stored.get(lane.name, 0) != offset:
                     moved[lane.name] = stored.get(lane.name, 0)
                     continue  # another projector moved this one on: read again
-                events = _events_for(lane, recorded, positions, offset)
-                if events is None:
-                    continue
+                events = [r.event for r in recorded[bisect.bisect_right(positions, offset) :]]
                 if not events:
-                    applied.append(lane.name)  # nothing for it: its offset moves on
                     continue
+                wanted = lane.applier.events
+                if wanted is not None:
+                    events = [event for event in events if isinstance(event, wanted)]
+                    if not events:
+                        applied.append(lane.name)  # nothing for it: its offset moves on
+                        continue
                 writes = Writes()
                 try:
                     async with session.begin_nested():
-                        ready = prepared.get(lane.name)
-                        pushes = await ready(session, writes) if ready is not None else None
-                        if pushes is None:
-                            pushes = await lane.applier.apply(session, events, writes)
+                        pushes = await lane.applier.apply(session, events, writes)
                 except Exception as exc:
                     outcome.failed[lane.name] = exc  # its writes are dropped with it
                     continue
@@ -216,37 +198,6 @@ class Projector:
         for callback in callbacks:
             callback()
         return outcome
-
-    async def _prepare(
-        self,
-        lanes: Sequence[_Lane],
-        recorded: Sequence[RecordedEvent],
-        positions: Sequence[int],
-        offsets: Mapping[str, int],
-    ) -> dict[str, Prepared]:
-        """The batch's projections the appliers can compute before the transaction, by name.
-        One that fails to is logged and left to its ``apply`` in the transaction."""
-        prepared: dict[str, Prepared] = {}
-        for lane in lanes:
-            prepare = lane.applier.prepare
-            if prepare is None:
-                continue
-            events = _events_for(lane, recorded, positions, offsets[lane.name])
-            if not events:
-                continue
-            try:
-                ready = await prepare(events)
-            except Exception:
-                log.warning(
-                    "projector %s: computing a batch before its transaction failed; it is "
-                    "computed in the transaction",
-                    lane.name,
-                    exc_info=True,
-                )
-                continue
-            if ready is not None:
-                prepared[lane.name] = ready
-        return prepared
 
     async def _offsets_of(self, names: Sequence[str]) -> dict[str, int]:
         """Where each applier stands: as this projector last committed it, else as stored.
@@ -312,20 +263,6 @@ class Projector:
         if len(waits) < len(self._lanes):
             waits.append(self._poll_interval_s)
         return max(0.0, min(waits))
-
-
-def _events_for(
-    lane: _Lane, recorded: Sequence[RecordedEvent], positions: Sequence[int], offset: int
-) -> list[DomainEvent] | None:
-    """The events of ``recorded`` (at ``positions``) after ``offset`` that the lane's applier
-    acts on: None if none come after it, empty if some do but none for it."""
-    events = [r.event for r in recorded[bisect.bisect_right(positions, offset) :]]
-    if not events:
-        return None
-    wanted = lane.applier.events
-    if wanted is not None:
-        events = [event for event in events if isinstance(event, wanted)]
-    return events
 
 
 async def _stored_offsets(session: AsyncSession, names: Sequence[str]) -> dict[str, int]:

@@ -31,16 +31,13 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import event as orm_events
 from sqlalchemy import inspect
-from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -62,20 +59,16 @@ from bridge.store.outbox import enqueue
 from bridge.store.sessions import (
     SessionView,
     add_points,
-    changed_values,
     defer_timelines,
     delete_points,
     load_timeline,
     points_of,
-    row_values,
     running_session_at,
     session_of_transaction,
-    session_values_by_ids,
     session_views_by_ids,
     sessions_by_ids,
     store_timeline,
     store_timelines,
-    view_values,
 )
 from bridge.store.tables import (
     AuthorizationRow,
@@ -192,7 +185,12 @@ class SessionService:
                     await self._authorized(session, event, requests)
                     batch.forget(event.charger_id, event.transaction_ref)  # merged, maybe
                 case ChargingStateChanged():
-                    await self._step(session, batch, event, requests)
+                    row = await batch.row_of(event.charger_id, event.transaction_ref)
+                    if row is not None:
+                        state = mapping.state_of_charging_state(event.state)
+                        await self._progress(
+                            session, batch, row, event, requests, state=state, evse=event.evse
+                        )
                 case ReservationStatusChanged():
                     await batch.write_back()
                     await self._reservation_status(session, event, requests)
@@ -211,7 +209,18 @@ class SessionService:
                         if row is not None:
                             await self._progress(session, batch, row, event, requests, state=shown)
                 case MeterValuesSampled() if event.transaction_ref is not None:
-                    await self._step(session, batch, event, requests)
+                    row = await batch.row_of(event.charger_id, event.transaction_ref)
+                    if row is not None:
+                        await self._progress(
+                            session,
+                            batch,
+                            row,
+                            event,
+                            requests,
+                            readings=event.readings,
+                            energy_wh=event.energy_wh,
+                            evse=event.evse,
+                        )
                 case TransactionEnded():
                     await batch.write_back()
                     await self._ended(session, event, requests)
@@ -221,86 +230,6 @@ class SessionService:
         await enqueue(session, requests, now=self._clock(), coalesce=False)
         batch.keep()
         return len(requests)
-
-    async def _step(
-        self,
-        session: AsyncSession,
-        batch: _Batch,
-        event: MeterValuesSampled | ChargingStateChanged,
-        requests: list[PushRequest],
-    ) -> None:
-        """A meter value or charging state of a transaction: its session's progress."""
-        assert event.transaction_ref is not None
-        row = await batch.row_of(event.charger_id, event.transaction_ref)
-        if row is None:
-            return
-        if isinstance(event, ChargingStateChanged):
-            state = mapping.state_of_charging_state(event.state)
-            await self._progress(session, batch, row, event, requests, state=state, evse=event.evse)
-            return
-        await self._progress(
-            session,
-            batch,
-            row,
-            event,
-            requests,
-            readings=event.readings,
-            energy_wh=event.energy_wh,
-            evse=event.evse,
-        )
-
-    async def prepare(
-        self, read: ReadSession, events: Sequence[DomainEvent]
-    ) -> PreparedProjection | None:
-        """``project`` for a batch of meter values and charging states of running sessions
-        (most batches), computed before the projector's transaction, outside the writer's
-        turn: its sessions read on a read connection, its changes kept as deferred writes
-        (the changed columns of the rows a PATCH changed, the timelines, the points) and
-        outbox rows, to be applied in the transaction if nothing they were computed from
-        changed meanwhile (see ``PreparedProjection``). None if the batch has other events,
-        or a step needs more than reading (a PENDING session placed, a session not found):
-        ``project`` then does it all in the transaction."""
-        if not events or not all(_preparable(event) for event in events):
-            return None
-        read_as: dict[str, tuple[Any, ...]] = {}
-
-        def note(_session: Session, instance: object) -> None:
-            if isinstance(instance, SessionRow):
-                read_as[instance.id] = row_values(instance)
-
-        requests: list[PushRequest] = []
-        writes = Writes()
-        async with read() as session:
-            listened = session.sync_session
-            orm_events.listen(listened, "loaded_as_persistent", note)
-            try:
-                with session.no_autoflush:  # nothing is written through a read connection
-                    batch = _Batch(session, self._timelines, self._session_ids, prepared=True)
-                    await batch.load(events, self._row_wanted)
-                    for step in events:
-                        progress = _progress_of(step)
-                        if progress is not None:
-                            await self._step(session, batch, progress, requests)
-            except _NeedsTransaction:
-                return None
-            finally:
-                orm_events.remove(listened, "loaded_as_persistent", note)
-            if session.new or session.deleted:
-                return None  # not a step of a running session's progress
-            batch.write_back_later(writes)
-            for found in list(session.identity_map.values()):
-                if isinstance(found, SessionRow):
-                    changed = changed_values(found, read_as[found.id])
-                    if changed:
-                        writes.update(SessionRow, {"id": found.id}, changed)
-        return PreparedProjection(
-            clock=self._clock,
-            batch=batch,
-            writes=writes,
-            requests=requests,
-            views=batch.views_read,
-            rows=read_as,
-        )
 
     async def _started(
         self, session: AsyncSession, event: TransactionStarted, requests: list[PushRequest]
@@ -392,11 +321,9 @@ class SessionService:
             return
         batch.changed(row)
         if isinstance(row, SessionRow) and row not in session:
-            batch.needs_transaction()
             session.add(row)
         if isinstance(row, SessionRow) and row.status == SessionStatus.PENDING.value:
             if evse is not None:
-                batch.needs_transaction()
                 await batch.write_back()  # _activate reads row.usage
                 await self._place(session, row, evse, quiet=True)
                 await self._activate(session, row, requests)
@@ -1141,64 +1068,6 @@ class _SessionIds:
             self._ids.put(key, session_id)
 
 
-ReadSession = Callable[[], AbstractAsyncContextManager[AsyncSession]]
-"""A session on a read connection (``Database.read``)."""
-
-_IN_TRANSACTION = (
-    TransactionStarted,
-    TransactionAuthorized,
-    ReservationStatusChanged,
-    ConnectorStatusChanged,
-    TransactionEnded,
-)
-"""The events ``project`` handles other than meter values and charging states: a batch with
-any of them is projected in the transaction (``prepare`` leaves it)."""
-
-
-def _preparable(event: DomainEvent) -> bool:
-    return not isinstance(event, _IN_TRANSACTION)
-
-
-def _progress_of(event: DomainEvent) -> MeterValuesSampled | ChargingStateChanged | None:
-    """The event as a step of a transaction's progress (``SessionService._step``), if it is."""
-    if isinstance(event, ChargingStateChanged):
-        return event
-    if isinstance(event, MeterValuesSampled) and event.transaction_ref is not None:
-        return event
-    return None
-
-
-class _NeedsTransaction(Exception):
-    """A prepared batch reached a step that writes more than its sessions' progress."""
-
-
-@dataclass(frozen=True, kw_only=True, eq=False)
-class PreparedProjection:
-    """A batch's projection computed before the projector's transaction
-    (``SessionService.prepare``); called in the transaction, it checks that the sessions it
-    read are stored as they were read (every column of the rows, the views' columns), then
-    adds its writes and outbox rows and answers the number of pushes; if anything changed it
-    adds nothing and answers None (the batch is then projected in the transaction)."""
-
-    clock: Callable[[], datetime]
-    batch: _Batch
-    writes: Writes
-    requests: list[PushRequest]
-    views: dict[str, tuple[Any, ...]]
-    rows: dict[str, tuple[Any, ...]]
-
-    async def __call__(self, session: AsyncSession, writes: Writes) -> int | None:
-        views = await session_views_by_ids(session, self.views)
-        if {view.id: view_values(view) for view in views} != self.views:
-            return None
-        if self.rows and await session_values_by_ids(session, self.rows) != self.rows:
-            return None
-        writes.take_from(self.writes)
-        await enqueue(session, self.requests, now=self.clock(), coalesce=False)
-        self.batch.keep()
-        return len(self.requests)
-
-
 def _beyond_timeline(found: SessionRow | SessionView) -> bool:
     """Whether a meter value or charging state may change more of the session than its
     timeline: a session not ACTIVE (a PENDING one is placed, then activated), or one whose
@@ -1222,21 +1091,11 @@ class _Batch:
     the batch then reads rows."""
 
     def __init__(
-        self,
-        session: AsyncSession,
-        timelines: _Timelines,
-        session_ids: _SessionIds,
-        *,
-        prepared: bool = False,
+        self, session: AsyncSession, timelines: _Timelines, session_ids: _SessionIds
     ) -> None:
         self._session = session
         self._timelines = timelines
         self._session_ids = session_ids
-        self._prepared = prepared
-        """Read before the transaction (``SessionService.prepare``): a step that needs more
-        than reading its sessions raises ``_NeedsTransaction``."""
-        self.views_read: dict[str, tuple[Any, ...]] = {}
-        """The views as read (``view_values``), by session id."""
         self._rows: dict[tuple[str, str], SessionRow] = {}
         self._views: dict[tuple[str, str], SessionView] = {}
         self._dropped: dict[tuple[str, str], str] = {}
@@ -1277,7 +1136,6 @@ class _Batch:
             key = guesses[view.id]
             if (view.charger_id, view.transaction_ref) == key:
                 self._views[key] = view
-                self.views_read[view.id] = view_values(view)
         # Their timelines: kept from earlier batches, else decoded with the points of all of
         # them read in one query.
         decode: list[SessionView] = []
@@ -1308,18 +1166,11 @@ class _Batch:
             await self._read_dropped(key)
             found = self._rows.get(key)
         if found is None:
-            self.needs_transaction()  # a session not read with the batch (rare)
             found = await session_of_transaction(self._session, charger_id, transaction_ref)
             if found is not None:
                 self._rows[key] = found
                 self._session_ids.learn(key, found.id)
         return found
-
-    def needs_transaction(self) -> None:
-        """A step is about to do more than read its sessions: fine in the projector's
-        transaction, not in a batch prepared before it."""
-        if self._prepared:
-            raise _NeedsTransaction
 
     def forget(self, charger_id: str, transaction_ref: str) -> None:
         self._rows.pop((charger_id, transaction_ref), None)

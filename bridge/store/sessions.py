@@ -9,10 +9,9 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import Table, bindparam, delete, func, insert, literal_column, update
-from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select as core_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -58,80 +57,29 @@ class SessionView:
     usage: str
 
 
-def view_values(view: SessionView) -> tuple[Any, ...]:
-    """The view's fields, in their order (what it was read as, if taken before any change)."""
-    return tuple(getattr(view, name) for name in _VIEW_FIELDS)
-
-
-_VIEW_FIELDS = tuple(field.name for field in fields(SessionView))
 _SESSION_TABLE = cast(Table, SessionRow.__table__)  # type: ignore[attr-defined]
-_ROW_ATTRIBUTES = tuple(
-    (attribute.key, attribute.columns[0].name) for attribute in sa_inspect(SessionRow).column_attrs
-)
-
-
-class _ByIds:
-    """A SELECT of some of the sessions' columns by primary key: on SQLite prepared, with the
-    ids as one JSON array (a prepared statement takes no IN list), elsewhere an IN list."""
-
-    def __init__(self, names: Sequence[str]) -> None:
-        columns = core_select(*(_SESSION_TABLE.c[name] for name in names))
-        self._in_list = columns.where(_SESSION_TABLE.c.id.in_(bindparam("ids", expanding=True)))
-        self._of_json = PreparedSelect(
-            columns.where(
-                _SESSION_TABLE.c.id.in_(
-                    core_select(literal_column("value")).select_from(
-                        func.json_each(bindparam("ids"))
-                    )
-                )
-            )
+_VIEW_COLUMNS = core_select(*(_SESSION_TABLE.c[field.name] for field in fields(SessionView)))
+_VIEWS = _VIEW_COLUMNS.where(_SESSION_TABLE.c.id.in_(bindparam("ids", expanding=True)))
+# On SQLite, prepared, with the ids as one JSON array (a prepared statement takes no IN list).
+_VIEWS_OF_JSON = PreparedSelect(
+    _VIEW_COLUMNS.where(
+        _SESSION_TABLE.c.id.in_(
+            core_select(literal_column("value")).select_from(func.json_each(bindparam("ids")))
         )
-
-    async def rows(self, session: AsyncSession, ids: Collection[str]) -> list[tuple[Any, ...]]:
-        """In the caller's transaction; the rows of the ids that exist."""
-        if not ids:
-            return []
-        rows = await fetch_prepared(session, self._of_json, ids=json.dumps(list(ids)))
-        if rows is None:
-            connection = await session.connection()
-            rows = [
-                tuple(row) for row in await connection.execute(self._in_list, {"ids": list(ids)})
-            ]
-        return rows
-
-
-_VIEWS = _ByIds(_VIEW_FIELDS)
-_ID_AT = [key for key, _name in _ROW_ATTRIBUTES].index("id")
-_ROWS = _ByIds([name for _key, name in _ROW_ATTRIBUTES])
+    )
+)
 
 
 async def session_views_by_ids(session: AsyncSession, ids: Collection[str]) -> list[SessionView]:
     """The views of the sessions of these ids (those that exist), in one query on the primary
     key, in the caller's transaction."""
-    return [SessionView(*row) for row in await _VIEWS.rows(session, ids)]
-
-
-def row_values(row: SessionRow) -> tuple[Any, ...]:
-    """Every column of the session's row as the ORM holds it, in the table's order."""
-    return tuple(getattr(row, key) for key, _name in _ROW_ATTRIBUTES)
-
-
-def changed_values(row: SessionRow, before: tuple[Any, ...]) -> dict[str, Any]:
-    """The columns of ``row`` whose values differ from ``before`` (``row_values`` as it was
-    read), by column name, ``usage`` aside (the timeline is stored on its own)."""
-    return {
-        name: value
-        for (key, name), old, value in zip(_ROW_ATTRIBUTES, before, row_values(row), strict=True)
-        if key != "usage" and value != old
-    }
-
-
-async def session_values_by_ids(
-    session: AsyncSession, ids: Collection[str]
-) -> dict[str, tuple[Any, ...]]:
-    """``row_values`` of the sessions of these ids (those that exist) read without the ORM, by
-    id, in one query on the primary key, in the caller's transaction."""
-    return {row[_ID_AT]: row for row in await _ROWS.rows(session, ids)}
+    if not ids:
+        return []
+    rows = await fetch_prepared(session, _VIEWS_OF_JSON, ids=json.dumps(list(ids)))
+    if rows is None:
+        connection = await session.connection()
+        rows = list(await connection.execute(_VIEWS, {"ids": list(ids)}))
+    return [SessionView(*row) for row in rows]
 
 
 _STORE_TIMELINE = (

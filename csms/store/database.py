@@ -370,12 +370,6 @@ class Database:
         self._batch: _Batch | None = None
         self._finishing: set[asyncio.Task[None]] = set()
 
-    @property
-    def groups_commits(self) -> bool:
-        """Whether units of work share transactions (group commit): a unit then holds every
-        writer of the process up while it runs, so what it can compute before is worth it."""
-        return self._grouped
-
     async def _connect_sqlite(self) -> sqlite_driver.OneHopConnection:
         args, kwargs = self.engine.dialect.create_connect_args(self.engine.url)
         return await sqlite_driver.connect(*args, **kwargs)

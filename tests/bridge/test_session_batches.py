@@ -312,12 +312,9 @@ async def project_in_batches(
     *,
     rolled_back: frozenset[int] = frozenset(),
     after: Callable[[BridgeApp, int], Awaitable[None]] | None = None,
-    prepared: list[int] | None = None,
 ) -> dict[str, Any]:
     """Project ``batches`` (one transaction each, rolled back after projecting for the
-    indexes in ``rolled_back``) with a clock that stands still; what is stored then. With a
-    ``prepared`` list, each batch is first prepared before its transaction (as the projector
-    does) and the indexes of those applied as prepared are added to it."""
+    indexes in ``rolled_back``) with a clock that stands still; what is stored then."""
     await app.push_worker.stop()  # the partner is made up: nothing is sent
     service = SessionService(
         identity=lambda: identity,
@@ -352,14 +349,9 @@ async def project_in_batches(
             ),
         )
     for index, batch in enumerate(batches):
-        ready = await service.prepare(app.db.read, batch) if prepared is not None else None
         try:
             async with app.db.transaction() as uow:
-                if ready is not None and await ready(uow.session, uow) is not None:
-                    assert prepared is not None
-                    prepared.append(index)
-                else:
-                    await service.project(uow.session, batch, uow)
+                await service.project(uow.session, batch, uow)
                 if index in rolled_back:
                     raise _RolledBack
         except _RolledBack:
@@ -400,14 +392,9 @@ async def test_a_batch_of_events_stores_what_one_event_per_batch_stores(
         "batches of 7": [log[i : i + 7] for i in range(0, len(log), 7)],
         # No session's row loaded with the batch's views: each loaded when a step needs it.
         "batches of 4, rows one by one": [log[i : i + 4] for i in range(0, len(log), 4)],
-        # Computed before the transaction where they can be (as the projector does).
-        "batches of 4, prepared": [log[i : i + 4] for i in range(0, len(log), 4)],
-        "batches of 3, prepared": [log[i : i + 3] for i in range(0, len(log), 3)],
-        "one event each, prepared": [[event] for event in log],
         "one event each": [[event] for event in log],
     }
     stored: dict[str, dict[str, Any]] = {}
-    prepared: dict[str, list[int]] = {}
     identity: CpoIdentity | None = None
     async with AsyncExitStack() as stack:
         for name, batches in runs.items():
@@ -420,11 +407,7 @@ async def test_a_batch_of_events_stores_what_one_event_per_batch_stores(
             with monkeypatch.context() as patch:
                 if name.endswith("one by one"):
                     patch.setattr(SessionService, "_row_wanted", lambda *_: False)
-                if name.endswith("prepared"):
-                    prepared[name] = []
-                stored[name] = await project_in_batches(
-                    app, identity, batches, prepared=prepared.get(name)
-                )
+                stored[name] = await project_in_batches(app, identity, batches)
 
     reference = stored["one event each"]
     sessions = {row["transaction_ref"]: row for row in reference["sessions"]}
@@ -448,75 +431,6 @@ async def test_a_batch_of_events_stores_what_one_event_per_batch_stores(
     assert "signed-14800" in sessions["A1"]["usage"]
     for name in runs:
         assert stored[name] == reference, name
-    # Most batches of meter values were applied as prepared: every one event batch of a
-    # meter value of a placed session (the others, a start, an end, a PENDING session's
-    # placing, are projected in the transaction).
-    assert len(prepared["one event each, prepared"]) >= 8, prepared
-    assert prepared["batches of 4, prepared"], prepared
-    assert prepared["batches of 3, prepared"], prepared
-
-
-@pytest.mark.parametrize("change", ["nothing", "a view's column", "a row's column"])
-async def test_a_prepared_batch_is_applied_only_if_its_sessions_are_as_it_read_them(
-    tmp_path: Path, change: str
-) -> None:
-    """A batch prepared before its transaction is applied in it only if every session it read
-    is still stored as read; otherwise it adds nothing, and the batch projected in the
-    transaction takes what changed meanwhile into account."""
-    log = events()
-    site = tmp_path / "site.toml"
-    site.write_text(site_text(), encoding="utf-8")
-    async with running_bridge(tmp_path, site_file=str(site), **CPO) as app:
-        identity = app.identity()
-        service = SessionService(
-            identity=lambda: identity,
-            tariffs=tariffs_by_ids,
-            policy=SessionPolicy(currency="EUR", patch_interval_s=30),
-            clock=lambda: NOW,
-        )
-        # Session A started and metered, then a meter value of A whose PATCH is due (its
-        # row read along with the views).
-        await project_in_batches(app, identity, [[event] for event in log[:6]])
-        due = next(
-            i
-            for i, e in enumerate(log)
-            if i >= 6 and isinstance(e, MeterValuesSampled) and e.occurred_at >= at(30)
-        )
-        metered = log[due]
-        assert isinstance(metered, MeterValuesSampled)
-        assert metered.transaction_ref == "A1"
-        ready = await service.prepare(app.db.read, [log[due]])
-        assert ready is not None
-        ((session_id, _read),) = ready.rows.items()  # A's row, for its PATCH
-        assert session_id in ready.views
-        async with app.db.transaction() as uow:
-            row = await uow.session.get(SessionRow, session_id)
-            assert row is not None
-            points_before = json.loads(row.usage)["points"]
-            if change == "a view's column":
-                row.last_push_at = at(29)
-            elif change == "a row's column":
-                row.time_zone = "Asia/Tokyo"
-            uow.session.add(row)
-        async with app.db.transaction() as uow:
-            pushes = await ready(uow.session, uow)
-            if pushes is None:
-                await service.project(uow.session, [log[due]], uow)
-        (stored,) = await all_rows(app, SessionRow, SessionRow.id == session_id)
-        outbox = await all_rows(app, OutboxRow, order_by=col(OutboxRow.id))
-    if change == "nothing":
-        assert pushes == 1
-    else:
-        assert pushes is None
-    patches = [row for row in outbox if row.method == "PATCH"]
-    if change == "a view's column":
-        assert patches == []  # pushed at 29 s: the next PATCH is not due yet
-        assert stored.last_push_at == at(29)
-    else:
-        assert len(patches) == 1
-        assert stored.last_push_at == log[due].occurred_at
-    assert stored.time_zone == ("Asia/Tokyo" if change == "a row's column" else "Europe/Amsterdam")
-    assert json.loads(stored.usage)["points"] == points_before + 1  # the meter value, once
 
 
 async def test_timelines_kept_between_batches_follow_the_database(
@@ -740,8 +654,7 @@ async def test_a_batch_of_meter_values_makes_four_round_trips_in_the_writers_tur
         monkeypatch.undo()
         rows = await all_rows(app, SessionPointRow, order_by=col(SessionPointRow.at))
         (session,) = await all_rows(app, SessionRow)
-    # Outside the turn: the log read, the sessions read and their batch computed (on a read
-    # connection). In it: the offsets, the sessions checked, the writes, the commit.
-    assert hops == ["_run", "_run", "_run", "_run", "_write", "_commit_or_roll_back"]
+    # The log read (outside the turn), the offsets, the sessions, the writes, the commit.
+    assert hops == ["_run", "_run", "_run", "_write", "_commit_or_roll_back"]
     assert [row.energy_wh for row in rows] == [400, 800]
     assert json.loads(session.usage)["points"] == 2
