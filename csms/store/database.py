@@ -37,7 +37,7 @@ import functools
 import json
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -136,19 +136,23 @@ class Writes:
 
     def __init__(self) -> None:
         self.events: list[DomainEvent] = []
+        self.payloads: list[str] = []
+        """Each recorded event's stored payload (its JSON text), in the order of ``events``."""
         self._event_rows: list[dict[str, Any]] = []
         self._rows: dict[_InsertShape, list[dict[str, Any]]] = {}
         self._updates: dict[_UpdateShape, list[dict[str, Any]]] = {}
 
     def record(self, domain_event: DomainEvent) -> None:
+        payload = _PAYLOAD_JSON.encode(encode_event(domain_event))
         self.events.append(domain_event)
+        self.payloads.append(payload)
         self._event_rows.append(
             {
                 "type": event_type_name(domain_event),
                 "charger_id": domain_event.charger_id,
                 "occurred_at": domain_event.occurred_at,
                 "recorded_at": utc_now(),
-                "payload": _PAYLOAD_JSON.encode(encode_event(domain_event)),
+                "payload": payload,
             }
         )
 
@@ -173,6 +177,7 @@ class Writes:
         """Add what ``other`` holds to what is pending here (after it), and leave ``other``
         as it is (drop it: its writes are these writes now)."""
         self.events.extend(other.events)
+        self.payloads.extend(other.payloads)
         self._event_rows.extend(other._event_rows)
         for table_keys, rows in other._rows.items():
             self._rows.setdefault(table_keys, []).extend(rows)
@@ -255,6 +260,36 @@ async def _fetch_through(
     """The rows of a prepared SELECT's statement run through the session's connection."""
     connection = await session.connection()
     return [tuple(row) for row in await connection.execute(query.statement, values)]
+
+
+class CommittedEvents:
+    """The domain events this process committed lately, by their stored payload, for the
+    event log's reader in this process (``csms.store.events.EventLog``): an event it reads
+    back is the object that was recorded, not the payload decoded again (about a tenth of a
+    meter value's projection). A payload maps to one event of its type: the same text
+    decodes to an equal event. At most ``limit`` are kept, the oldest dropped first (read
+    back from the payload then, as events other processes wrote)."""
+
+    def __init__(self, limit: int = 20_000) -> None:
+        self._limit = limit
+        self._by_payload: dict[str, DomainEvent] = {}
+
+    def add(self, events: Sequence[DomainEvent], payloads: Sequence[str]) -> None:
+        kept = self._by_payload
+        for payload, domain_event in zip(payloads, events, strict=True):
+            kept[payload] = domain_event
+        while len(kept) > self._limit:
+            del kept[next(iter(kept))]
+
+    def take(self, type_name: str, payload: str) -> DomainEvent | None:
+        """The event committed with this payload and type, once; None if not kept."""
+        found = self._by_payload.pop(payload, None)
+        if found is None or event_type_name(found) != type_name:
+            return None
+        return found
+
+    def __len__(self) -> int:
+        return len(self._by_payload)
 
 
 class UnitOfWork(Writes):
@@ -354,6 +389,7 @@ class Database:
         # SQLite allows one writer; queueing writers here avoids "database is locked" errors.
         self._write_lock: asyncio.Lock | None = asyncio.Lock() if self.is_sqlite else None
         self._event_listeners: list[Callable[[], None]] = []
+        self.committed_events = CommittedEvents()
         # Group commit needs a connection of its own for the writer: not with the one shared
         # connection of an in-memory database, whose readers would end the writer's transaction.
         self._grouped = (
@@ -405,6 +441,7 @@ class Database:
                 async with self._write_lock, self._session_transaction() as uow:
                     yield uow
         if uow.events:
+            self.committed_events.add(uow.events, uow.payloads)
             self._notify()
 
     def _notify(self) -> None:
@@ -668,6 +705,8 @@ class Database:
                 batch.done.set_exception(error)
                 batch.done.exception()  # retrieved: units that were cancelled never read it
             if error is None and any(unit.events for unit in batch.units):
+                for unit in batch.units:
+                    self.committed_events.add(unit.events, unit.payloads)
                 self._notify()
             self._wake_next()
 

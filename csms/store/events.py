@@ -31,9 +31,15 @@ class EventLog:
         self._db = db
 
     async def read_after(self, offset: int, limit: int) -> Sequence[RecordedEvent]:
+        """The events after ``offset``, at most ``limit``: those this process committed lately
+        as they were recorded (``Database.committed_events``), the others decoded."""
         rows = await self._db.fetch(_READ, offset=offset, limit=limit)
+        committed = self._db.committed_events
         return [
-            RecordedEvent(offset=id_, event=decode_event(type_, json.loads(payload)))
+            RecordedEvent(
+                offset=id_,
+                event=committed.take(type_, payload) or decode_event(type_, json.loads(payload)),
+            )
             for id_, type_, payload in rows
             if id_ is not None
         ]
