@@ -17,6 +17,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from bridge.main import BridgeApp
 from bridge.settings import Settings
+from csms.store.database import Database
 
 PASSWORD = "test-password-0123456789"
 
@@ -79,6 +80,25 @@ async def running_bridge(tmp_path: Path, **overrides: Any) -> AsyncIterator[Brid
         yield app
     finally:
         await app.stop()
+
+
+@asynccontextmanager
+async def file_database(path: Path, **options: Any) -> AsyncIterator[Database]:
+    """A SQLite file database with its schema (group commit, as the bridge runs it), disposed
+    of afterwards."""
+    database = Database(f"sqlite+aiosqlite:///{path}", **options)
+    await database.create_schema()
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    """A SQLite file database of the test's own (modules needing other options define theirs)."""
+    async with file_database(tmp_path / "test.db") as database:
+        yield database
 
 
 @pytest.fixture

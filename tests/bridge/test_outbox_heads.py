@@ -24,16 +24,6 @@ T0 = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'outbox.db'}")
-    await database.create_schema()
-    try:
-        yield database
-    finally:
-        await database.dispose()
-
-
-@pytest.fixture
 def store(db: Database) -> OutboxStore:
     return OutboxStore(db)
 

@@ -5,9 +5,7 @@ requeue. No partner, no HTTP: ``tests/bridge/test_outbox_worker.py`` delivers.""
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,16 +23,6 @@ from bridge.store.outbox import ObjectGone, OutboxStore, Replaced, RowGone, enqu
 from csms.store.database import Database
 
 T0 = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'outbox.db'}")
-    await database.create_schema()
-    try:
-        yield database
-    finally:
-        await database.dispose()
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,16 +32,6 @@ from csms.store.events import EventLog
 from csms.store.sqlite_driver import OneHopConnection
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'projector.db'}")
-    await database.create_schema()
-    try:
-        yield database
-    finally:
-        await database.dispose()
 
 
 class CountingLog(EventLog):
@@ -259,7 +249,7 @@ async def test_pushes_are_announced_after_the_commit_only_by_the_appliers_that_m
 
     def announce(name: str) -> None:
         # The projector's transaction is committed: another connection sees the new offset.
-        with sqlite3.connect(tmp_path / "projector.db") as other:
+        with sqlite3.connect(tmp_path / "test.db") as other:  # the ``db`` fixture's file
             row = other.execute(
                 "SELECT offset FROM ocpi_projector_offsets WHERE name = ?", (name,)
             ).fetchone()

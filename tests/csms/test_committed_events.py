@@ -3,10 +3,8 @@ its reader as recorded (not decoded again); the others, and those not kept, are 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -60,16 +58,6 @@ def some_events(n: int) -> list[DomainEvent]:
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'events.db'}")
-    await database.create_schema()
-    try:
-        yield database
-    finally:
-        await database.dispose()
-
-
-@pytest.fixture
 def decoded(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The types of the events the log's reader decodes."""
     seen: list[str] = []
@@ -104,9 +92,9 @@ async def test_events_committed_here_are_read_back_as_recorded_without_decoding(
 
 
 async def test_events_another_process_committed_are_decoded(
-    tmp_path: Path, db: Database, decoded: list[str]
+    db: Database, decoded: list[str]
 ) -> None:
-    other = Database(f"sqlite+aiosqlite:///{tmp_path / 'events.db'}")
+    other = Database(db.url)  # another process's, on the same file
     try:
         async with other.transaction() as uow:
             uow.record(ChargerDisconnected(charger_id="CP9", occurred_at=T0))
