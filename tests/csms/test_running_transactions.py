@@ -29,6 +29,7 @@ from csms.domain.requests import (
 from csms.services.transactions import TransactionService
 from csms.store.database import BatchAborted, Database
 from csms.store.tables import ChargerRow
+from tests.conftest import file_database
 
 T0 = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 EVSE = EvseRef(ocpp_evse_id=1, connector_id=1)
@@ -46,14 +47,10 @@ def ticking() -> Callable[[], datetime]:
 
 
 async def _database(path: Path) -> AsyncIterator[Database]:
-    db = Database(f"sqlite+aiosqlite:///{path}", max_batch_s=3600)
-    await db.create_schema()
-    async with db.transaction() as uow:
-        uow.session.add(ChargerRow(charger_id="CP", created_at=T0))
-    try:
+    async with file_database(path, max_batch_s=3600) as db:
+        async with db.transaction() as uow:
+            uow.session.add(ChargerRow(charger_id="CP", created_at=T0))
         yield db
-    finally:
-        await db.dispose()
 
 
 @pytest.fixture
