@@ -28,6 +28,7 @@ from csms.domain.events import (
     RecordedEvent,
 )
 from csms.domain.model import OcppVersion
+from csms.store.database import sqlite_file
 from csms.store.events import EventLog
 from csms.store.sqlite_driver import OneHopConnection
 
@@ -243,13 +244,15 @@ async def test_commits_in_quick_succession_are_projected_in_few_batches(db: Data
 
 
 async def test_pushes_are_announced_after_the_commit_only_by_the_appliers_that_made_some(
-    db: Database, tmp_path: Path
+    db: Database,
 ) -> None:
     committed: dict[str, int | None] = {}
 
     def announce(name: str) -> None:
         # The projector's transaction is committed: another connection sees the new offset.
-        with sqlite3.connect(tmp_path / "test.db") as other:  # the ``db`` fixture's file
+        path = sqlite_file(db.url)
+        assert path is not None
+        with sqlite3.connect(path) as other:
             row = other.execute(
                 "SELECT offset FROM ocpi_projector_offsets WHERE name = ?", (name,)
             ).fetchone()
